@@ -1,0 +1,83 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every target shares: Swift 6 mode, explicit import access levels,
+/// explicit existentials.
+let swiftSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+  name: "Quad",
+  products: [
+    .library(name: "QuadProtobuf", targets: ["QuadProtobuf"]),
+    .executable(name: "protoc-gen-quad", targets: ["protoc-gen-quad"]),
+  ],
+  targets: [
+    // C libraries: one system-library target each (used by the next issues).
+    .systemLibrary(
+      name: "CNGHTTP2",
+      pkgConfig: "libnghttp2",
+      providers: [.apt(["libnghttp2-dev"])]
+    ),
+    .systemLibrary(
+      name: "CLibPQ",
+      pkgConfig: "libpq",
+      providers: [.apt(["libpq-dev"])]
+    ),
+    .systemLibrary(
+      name: "CProtobufC",
+      pkgConfig: "libprotobuf-c",
+      providers: [.apt(["libprotobuf-c-dev"])]
+    ),
+
+    // The protobuf binary + JSON runtime.
+    .target(
+      name: "QuadProtobuf",
+      swiftSettings: swiftSettings
+    ),
+
+    // The code generator: a tested library and a thin protoc plugin.
+    .target(
+      name: "QuadCodeGen",
+      dependencies: ["QuadProtobuf"],
+      path: "codegen/QuadCodeGen",
+      swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+      name: "protoc-gen-quad",
+      dependencies: ["QuadCodeGen"],
+      path: "codegen/protoc-gen-quad",
+      swiftSettings: swiftSettings
+    ),
+
+    // Test support: generated messages from Tests/Protos.
+    .target(
+      name: "TestMessages",
+      dependencies: ["QuadProtobuf"],
+      path: "Tests/TestMessages",
+      swiftSettings: swiftSettings
+    ),
+    // protoc-c output for the differential tests, linked with libprotobuf-c.
+    .target(
+      name: "CTestMessages",
+      dependencies: ["CProtobufC"],
+      path: "Tests/CTestMessages",
+      cSettings: [.headerSearchPath("generated")],
+      linkerSettings: [.linkedLibrary("protobuf-c")]
+    ),
+    .testTarget(
+      name: "QuadProtobufTests",
+      dependencies: ["QuadProtobuf", "TestMessages"],
+      resources: [.copy("FailCases")],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "QuadCodeGenTests",
+      dependencies: ["QuadCodeGen", "QuadProtobuf"],
+      swiftSettings: swiftSettings
+    ),
+  ]
+)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerates every committed *.pb.swift / *.rpc.swift from its .proto with protoc-gen-quad.
+# Usage: scripts/generate.sh [OUTPUT_ROOT]   (default: the repository; check-generated.sh passes a temp dir)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${1:-$ROOT}
+PLUGIN=${PLUGIN:-}
+if [[ -z "$PLUGIN" ]]; then
+  swift build --product protoc-gen-quad >&2
+  PLUGIN="$(swift build --product protoc-gen-quad --show-bin-path)/protoc-gen-quad"
+fi
+INC=/usr/include   # Debian's protobuf-compiler / libprotobuf-dev / libprotoc-dev .proto files
+
+gen() { # gen OUTDIR OPTIONS -I... files...
+  local dir="$OUT/$1" opts=$2
+  shift 2
+  rm -f "$dir"/*.pb.swift "$dir"/*.rpc.swift
+  mkdir -p "$dir"
+  protoc --plugin=protoc-gen-quad="$PLUGIN" --quad_out="$dir" --quad_opt="$opts" "$@"
+}
+
+# Well-known types and descriptor.proto: the runtime's own.
+gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscores" -I "$INC" \
+  google/protobuf/any.proto google/protobuf/api.proto google/protobuf/descriptor.proto \
+  google/protobuf/duration.proto google/protobuf/empty.proto google/protobuf/field_mask.proto \
+  google/protobuf/source_context.proto google/protobuf/struct.proto google/protobuf/timestamp.proto \
+  google/protobuf/type.proto google/protobuf/wrappers.proto
+
+# plugin.proto: the generator's input and output types.
+gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" \
+  google/protobuf/compiler/plugin.proto
+
+# Test messages.
+gen Tests/TestMessages/Generated \
+  "Visibility=Public,FileNaming=PathToUnderscores,ProtoPathModuleMappings=$ROOT/Tests/Protos/module-map.json" \
+  -I Tests/Protos -I "$INC" $(cd Tests/Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
+
+# libprotobuf-c types for the differential tests (protoc-c 1.4.1 rejects proto3 `optional`,
+# so only everything.proto, which has none).
+C_OUT="$OUT/Tests/CTestMessages"
+rm -rf "$C_OUT/generated"
+mkdir -p "$C_OUT/generated"
+protoc-c -I Tests/Protos --c_out="$C_OUT/generated" quad/test/v1/everything.proto

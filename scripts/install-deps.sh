@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Quad needs and is missing: Debian packages (apt-get) and Python test packages (pip).
+# Safe to run again: it only installs what is absent.
+set -euo pipefail
+APT_PACKAGES=(libnghttp2-dev libprotobuf-c-dev libpq-dev protobuf-compiler protobuf-c-compiler
+  libprotobuf-dev libprotoc-dev zlib1g-dev nghttp2-client pkg-config)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PY_PACKAGES=("protobuf==7.36.2")
+if ! python3 -c 'import google.protobuf, sys; sys.exit(0 if google.protobuf.__version__ == "7.36.2" else 1)' 2>/dev/null; then
+  echo "install-deps: pip install ${PY_PACKAGES[*]}" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PACKAGES[@]}"
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, checks generated code, runs every test
+# target, then the fuzzers for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+echo "== build" >&2
+swift build --build-tests
+echo "== generated code" >&2
+PLUGIN="$(swift build --show-bin-path)/protoc-gen-quad" scripts/check-generated.sh
+echo "== swift test" >&2
+set +e
+swift test 2>&1 | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ )'
+status=${PIPESTATUS[0]}
+set -e
+[[ $status -eq 0 ]] || { echo "swift test failed ($status)" >&2; exit "$status"; }
+if [[ -f Tests/Fuzz/Package.swift ]]; then
+  echo "== fuzz (${FUZZ_SECONDS:-60} s per target)" >&2
+  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
