@@ -75,6 +75,12 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "QuadProtobufDifferentialTests",
+      dependencies: ["QuadProtobuf", "TestMessages", "CTestMessages"],
+      exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "QuadCodeGenTests",
       dependencies: ["QuadCodeGen", "QuadProtobuf"],
       swiftSettings: swiftSettings

@@ -16,7 +16,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 /// Random values that favour edge cases (0, -1, min, max, NaN, empty, long, non-ASCII).
 public struct RandomValues {
   public var rng: SplitMix64
-  public init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+  /// Whether strings may contain U+0000 (libprotobuf-c keeps strings NUL-terminated, so it cannot).
+  public var allowNUL = true
+  public init(seed: UInt64, allowNUL: Bool = true) {
+    rng = SplitMix64(seed: seed)
+    self.allowNUL = allowNUL
+  }
 
   public mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &rng) < percent }
 
@@ -52,7 +57,8 @@ public struct RandomValues {
   }
   public mutating func bool() -> Bool { Bool.random(using: &rng) }
   public mutating func string() -> String {
-    let pieces = ["", "a", "quad", "Ünïcödé", "日本語", "emoji 🎓", "\"quote\"", "back\\slash", "new\nline", "\u{0}nul", "tab\t"]
+    let pieces = ["", "a", "quad", "Ünïcödé", "日本語", "emoji 🎓", "\"quote\"", "back\\slash", "new\nline",
+                  allowNUL ? "\u{0}nul" : "nul", "tab\t"]
     switch Int.random(in: 0..<6, using: &rng) {
     case 0: return ""
     case 1: return String(repeating: "x", count: Int.random(in: 100...3000, using: &rng))

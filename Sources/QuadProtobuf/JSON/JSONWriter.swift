@@ -91,9 +91,10 @@ public struct JSONWriter {
       appendASCII("\"NaN\"")
     } else if v.isInfinite {
       appendASCII(v < 0 ? "\"-Infinity\"" : "\"Infinity\"")
+    } else if v == 0 {
+      appendASCII(v.sign == .minus ? "-0.0" : "0")  // "-0" would read back as the integer 0
     } else if v == v.rounded(.towardZero), abs(v) < 1e15 {
       appendInteger(Int64(v))
-      if v == 0, v.sign == .minus { bytes.insert(UInt8(ascii: "-"), at: bytes.count - 1) }
     } else {
       appendASCII(v.description)
     }
@@ -104,11 +105,19 @@ public struct JSONWriter {
       appendASCII("\"NaN\"")
     } else if v.isInfinite {
       appendASCII(v < 0 ? "\"-Infinity\"" : "\"Infinity\"")
+    } else if v == 0 {
+      appendASCII(v.sign == .minus ? "-0.0" : "0")
     } else if v == v.rounded(.towardZero), abs(v) < 1e7 {
       appendInteger(Int64(v))
-      if v == 0, v.sign == .minus { bytes.insert(UInt8(ascii: "-"), at: bytes.count - 1) }
     } else {
-      appendASCII(v.description)
+      // The shortest text that reads back as this float; near the top of the range that text can
+      // exceed FLT_MAX as a double (3.4028235e+38), which strict readers refuse: write the exact value.
+      let text = v.description
+      if let d = Double(text), abs(d) > Double(Float.greatestFiniteMagnitude) {
+        appendASCII(Double(v).description)
+      } else {
+        appendASCII(text)
+      }
     }
   }
 
