@@ -42,3 +42,8 @@ C_OUT="$OUT/Tests/CTestMessages"
 rm -rf "$C_OUT/generated"
 mkdir -p "$C_OUT/generated"
 protoc-c -I Tests/Protos --c_out="$C_OUT/generated" quad/test/v1/everything.proto
+
+# The wire benchmark's types (Benchmarks/Wire), from the shared yardstick's bench.proto.
+if [[ -f ../shared/bench/wire/bench.proto ]]; then
+  gen Benchmarks/Wire/Sources/ImplQuad/Generated "Visibility=Public" -I ../shared/bench/wire ../shared/bench/wire/bench.proto
+fi

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 echo "== build" >&2
 swift build --build-tests
+scripts/check-imports.sh
 echo "== generated code" >&2
 PLUGIN="$(swift build --show-bin-path)/protoc-gen-quad" scripts/check-generated.sh
 echo "== swift test" >&2

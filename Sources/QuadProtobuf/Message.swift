@@ -55,6 +55,22 @@ extension Message {
   }
 
   /// The protobuf binary encoding, fields in field-number order, unknown fields last.
+  ///
+  /// - Parameter deterministic: write map entries in key order, so that equal messages always
+  ///   give equal bytes (for hashing or comparing encodings); slower for large maps.
+  @inlinable public func serializedBytes(deterministic: Bool) -> [UInt8] {
+    var cache = SizeCache(deterministic: deterministic)
+    let size = encodedSize(cache: &cache)
+    if size == 0 { return [] }
+    return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+      var encoder = BinaryEncoder(buffer.baseAddress!, cache: cache)
+      encodeMessage(to: &encoder)
+      count = size
+    }
+  }
+
+  /// The protobuf binary encoding, fields in field-number order, unknown fields last; map entries
+  /// in the dictionary's order.
   @inlinable public func serializedBytes() -> [UInt8] {
     var cache = SizeCache()
     let size = encodedSize(cache: &cache)

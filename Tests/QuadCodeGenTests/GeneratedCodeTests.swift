@@ -1,6 +1,6 @@
-import Foundation
-import QuadProtobuf
-import Testing
+internal import Foundation
+internal import QuadProtobuf
+internal import Testing
 
 @testable import QuadCodeGen
 

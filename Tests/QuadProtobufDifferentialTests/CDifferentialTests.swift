@@ -1,9 +1,9 @@
-import CTestMessages
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import CTestMessages
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
-import Glibc
+internal import Glibc
 
 @Suite("Differential: libprotobuf-c")
 struct CDifferentialTests {

@@ -1,7 +1,7 @@
-import Foundation
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import Foundation
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 /// Runs a command and returns its standard output; fails the test on a non-zero exit.
 func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) throws -> String {

@@ -1,7 +1,7 @@
-import Foundation
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import Foundation
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 /// Inputs the fuzzers once found interesting (crashes, hangs, or seeds), replayed as unit tests:
 /// each must decode or throw a typed error, never crash.

@@ -1,6 +1,6 @@
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 @Suite("Proto3 JSON mapping")
 struct JSONTests {
@@ -132,5 +132,28 @@ struct JSONTests {
   func ignoreUnknown() throws {
     let m = try Quad_Test_V1_Everything(jsonString: #"{"nope": {"a": [1, 2]}, "fInt32": 4}"#, ignoreUnknownFields: true)
     #expect(m.fInt32 == 4)
+  }
+}
+
+@Suite("JSON integer boundaries")
+struct JSONIntegerBoundaryTests {
+  @Test("Exponent forms at and past the 64-bit limits are refused, never trapped", arguments: [
+    #"{"fUint64": 1.8446744073709552e19}"#, #"{"fInt64": 9.3e18}"#, #"{"fInt64": -9.3e18}"#,
+    #"{"fUint64": -1}"#, #"{"fUint32": 4294967296}"#, #"{"fInt32": -2147483649}"#, #"{"fInt64": "1e400"}"#,
+  ])
+  func outOfRange(_ json: String) {
+    #expect { _ = try Quad_Test_V1_Everything(jsonString: json) } throws: {
+      ($0 as? QuadProtobufError)?.code == .jsonTypeMismatch
+    }
+  }
+
+  @Test("Limits themselves parse")
+  func limits() throws {
+    let m = try Quad_Test_V1_Everything(jsonString: #"{"fUint64": "18446744073709551615", "fInt64": "-9223372036854775808", "fInt32": -2147483648, "fUint32": 4294967295, "fSint32": 2.147483647e9}"#)
+    #expect(m.fUint64 == .max)
+    #expect(m.fInt64 == .min)
+    #expect(m.fInt32 == .min)
+    #expect(m.fUint32 == .max)
+    #expect(m.fSint32 == .max)
   }
 }

@@ -1,6 +1,6 @@
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 @Suite("proto2: presence, defaults, closed enums, groups")
 struct Proto2Tests {
@@ -60,5 +60,37 @@ struct Proto2Tests {
     #expect(QTLegacy.protoMessageName == "quad.test.v1.Legacy")
     #expect(QTLegacy.Inner.protoMessageName == "quad.test.v1.Legacy.Inner")
     #expect(QTSize.allCases == [.small, .large, .huge])
+  }
+}
+
+@Suite("proto2 extensions")
+struct ExtensionTests {
+  @Test("A typed extension reads, writes and clears through the unknown fields")
+  func typedExtension() throws {
+    var m = QTLegacy()
+    m.id = 1
+    #expect(!m.hasExtension(QTExtensions_note))
+    m.setExtensionValue(QTExtensions_note, "hi")
+    #expect(try m.extensionValue(QTExtensions_note) == "hi")
+    let bytes = m.serializedBytes()
+    #expect(bytes == [0x38, 0x01, 0xA2, 0x06, 0x02, 0x68, 0x69])
+    var back = try QTLegacy(serializedBytes: bytes)
+    #expect(try back.extensionValue(QTExtensions_note) == "hi")
+    back.setExtensionValue(QTExtensions_note, "again")  // replaces, never duplicates
+    #expect(try back.extensionValues(QTExtensions_note) == ["again"])
+    back.clearExtension(QTExtensions_note)
+    #expect(back.unknownFields.isEmpty)
+  }
+
+  @Test("Custom options on descriptor.proto's options messages")
+  func customOption() throws {
+    let option = QuadProtobuf.Extension<Google_Protobuf_MessageOptions, QuadProtobuf.ProtoMessage<Quad_Test_V1_Everything.Nested>>(
+      fieldNumber: 50000, fullName: "quad.test.v1.event")
+    var options = Google_Protobuf_MessageOptions()
+    var value = Quad_Test_V1_Everything.Nested()
+    value.b = "student.registered"
+    options.setExtensionValue(option, value)
+    let parsed = try Google_Protobuf_MessageOptions(serializedBytes: options.serializedBytes())
+    #expect(try parsed.extensionValue(option)?.b == "student.registered")
   }
 }

@@ -1,6 +1,6 @@
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 @Suite("Binary round trips")
 struct RoundTripTests {
@@ -197,5 +197,27 @@ struct RoundTripTests {
     let bytes = m.serializedBytes()
     #expect(try Quad_Test_V1_Everything(serializedBytes: bytes[...]) == m)
     #expect(try Quad_Test_V1_Everything(serializedBytes: AnyCollection(bytes)) == m)
+  }
+}
+
+@Suite("Deterministic encoding")
+struct DeterministicTests {
+  @Test("Map entries in key order: equal messages give equal bytes, whatever the insertion order")
+  func sortedMaps() throws {
+    var a = Quad_Test_V1_Everything()
+    var b = Quad_Test_V1_Everything()
+    let keys: [Int32] = Array(-50...50).shuffled()
+    for k in keys { a.mInt32String[k] = "v\(k)" }
+    for k in keys.reversed() { b.mInt32String[k] = "v\(k)" }
+    a.mBoolBytes = [true: [1], false: [0]]
+    b.mBoolBytes = [false: [0], true: [1]]
+    a.mStringString = ["b": "2", "a": "1", "": "0"]
+    b.mStringString = ["a": "1", "": "0", "b": "2"]
+    #expect(a.serializedBytes(deterministic: true) == b.serializedBytes(deterministic: true))
+    let bytes = a.serializedBytes(deterministic: true)
+    #expect(try Quad_Test_V1_Everything(serializedBytes: bytes) == a)
+    // false sorts before true; the first entry of m_bool_bytes (52) is key false.
+    let entry = bytes.firstIndex(of: 0xA2)!
+    #expect(Array(bytes[entry..<entry + 5]) == [0xA2, 0x03, 0x05, 0x08, 0x00])
   }
 }

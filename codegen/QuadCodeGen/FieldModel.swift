@@ -1,5 +1,5 @@
-import Foundation
-import QuadProtobuf
+internal import Foundation
+internal import QuadProtobuf
 
 /// How one field is stored, sized, written and read, worked out once for every emitter.
 struct FieldModel {

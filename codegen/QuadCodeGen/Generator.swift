@@ -1,5 +1,5 @@
-import Foundation
-public import QuadProtobuf
+internal import Foundation
+internal import QuadProtobuf
 
 /// The `--quad_opt` options, named as swift-protobuf names them.
 public struct GeneratorOptions: Sendable {

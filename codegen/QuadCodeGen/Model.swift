@@ -1,4 +1,4 @@
-import QuadProtobuf
+internal import QuadProtobuf
 
 typealias FileProto = Google_Protobuf_FileDescriptorProto
 typealias MessageProto = Google_Protobuf_DescriptorProto

@@ -1,4 +1,4 @@
-import Foundation
+internal import Foundation
 
 /// Swift names for proto names. The rules, as swift-protobuf spells them so users recognise them:
 ///

@@ -1,6 +1,6 @@
 // protoc-gen-quad: reads a CodeGeneratorRequest on stdin, writes a CodeGeneratorResponse on stdout.
-import Foundation
-import QuadCodeGen
+internal import Foundation
+internal import QuadCodeGen
 
 let input = FileHandle.standardInput.readDataToEndOfFile()
 let output = Generator.run(requestBytes: [UInt8](input))

@@ -5,8 +5,10 @@
 public struct SizeCache {
   @usableFromInline var sizes: [Int] = []
   @usableFromInline var next = 0
+  /// Whether map entries are written in key order (so equal messages give equal bytes).
+  public let deterministic: Bool
 
-  @inlinable public init() {}
+  @inlinable public init(deterministic: Bool = false) { self.deterministic = deterministic }
 
   /// Reserves a slot before a nested size is computed; returns its index.
   @inlinable public mutating func reserve() -> Int {

@@ -15,6 +15,17 @@ public protocol FieldType {
   static func write(_ value: Value, to encoder: inout BinaryEncoder)
   /// Reads a value whose tag was just read.
   static func read(from decoder: inout BinaryDecoder) throws -> Value
+  /// Key order for deterministic map encoding.
+  static func precedes(_ a: Value, _ b: Value) -> Bool
+}
+
+extension FieldType {
+  /// Types that are never map keys have no order.
+  @inlinable public static func precedes(_ a: Value, _ b: Value) -> Bool { false }
+}
+
+extension FieldType where Value: Comparable {
+  @inlinable public static func precedes(_ a: Value, _ b: Value) -> Bool { a < b }
 }
 
 /// A scalar field type that may be packed.
@@ -144,6 +155,7 @@ public enum ProtoBool: VarintFieldType {
   @inlinable public static func read(from decoder: inout BinaryDecoder) throws -> Bool {
     try decoder.readVarint() != 0
   }
+  @inlinable public static func precedes(_ a: Bool, _ b: Bool) -> Bool { !a && b }
 }
 
 /// `fixed32`.
@@ -310,6 +322,16 @@ extension SizeCache {
     tagSize: Int
   ) -> Int {
     var n = 0
+    if deterministic {
+      for k in map.keys.sorted(by: K.precedes) {
+        let v = map[k]!
+        let slot = reserve()
+        let entry = 2 + K.size(of: k, cache: &self) + V.size(of: v, cache: &self)
+        fill(slot, with: entry)
+        n += tagSize + Varint.delimited(entry)
+      }
+      return n
+    }
     for (k, v) in map {
       let slot = reserve()
       let entry = 2 + K.size(of: k, cache: &self) + V.size(of: v, cache: &self)
@@ -336,14 +358,30 @@ extension BinaryEncoder {
     _ map: [K.Value: V.Value],
     tag: UInt32
   ) {
-    for (k, v) in map {
-      writeTag(tag)
-      writeVarint(UInt64(cache.take()))
-      writeTag(8 | K.wireType)
-      K.write(k, to: &self)
-      writeTag(16 | V.wireType)
-      V.write(v, to: &self)
+    if cache.deterministic {
+      for k in map.keys.sorted(by: K.precedes) {
+        writeMapEntry(K.self, V.self, k, map[k]!, tag: tag)
+      }
+      return
     }
+    for (k, v) in map {
+      writeMapEntry(K.self, V.self, k, v, tag: tag)
+    }
+  }
+
+  @inlinable mutating func writeMapEntry<K: FieldType, V: FieldType>(
+    _ key: K.Type,
+    _ value: V.Type,
+    _ k: K.Value,
+    _ v: V.Value,
+    tag: UInt32
+  ) {
+    writeTag(tag)
+    writeVarint(UInt64(cache.take()))
+    writeTag(8 | K.wireType)
+    K.write(k, to: &self)
+    writeTag(16 | V.wireType)
+    V.write(v, to: &self)
   }
 }
 

@@ -335,7 +335,9 @@ public struct JSONReader {
     guard Self.isJSONNumber(t), let d = Double(t), d == d.rounded(), d >= min, d <= max else {
       throw error(.jsonTypeMismatch, "invalid \(what) \(t)")
     }
-    return String(Int64(exactly: d).map(String.init) ?? String(UInt64(d)))
+    if let i = Int64(exactly: d) { return String(i) }
+    if let u = UInt64(exactly: d) { return String(u) }
+    throw error(.jsonTypeMismatch, "\(what) out of range: \(t)")
   }
 
   public mutating func readInt32() throws -> Int32 {
@@ -351,13 +353,13 @@ public struct JSONReader {
   }
 
   public mutating func readInt64() throws -> Int64 {
-    let t = try readIntegral(min: -9223372036854775808, max: 9223372036854775807, what: "int64")
+    let t = try readIntegral(min: -0x1p63, max: 0x1p63, what: "int64")
     guard let v = Int64(t) else { throw error(.jsonTypeMismatch, "int64 out of range: \(t)") }
     return v
   }
 
   public mutating func readUInt64() throws -> UInt64 {
-    let t = try readIntegral(min: 0, max: 18446744073709551615, what: "uint64")
+    let t = try readIntegral(min: 0, max: 0x1p64, what: "uint64")
     guard let v = UInt64(t) else { throw error(.jsonTypeMismatch, "uint64 out of range: \(t)") }
     return v
   }

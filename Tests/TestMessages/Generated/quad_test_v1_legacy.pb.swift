@@ -740,6 +740,13 @@ public struct QTLegacy: QuadProtobuf.Message {
 
 }
 
+/// Extension `quad.test.v1.note` of `quad.test.v1.Legacy` (field 100).
+public let QTExtensions_note = QuadProtobuf.Extension<QTLegacy, QuadProtobuf.ProtoString>(
+  fieldNumber: 100,
+  fullName: "quad.test.v1.note",
+  isRepeated: false
+)
+
 /// `quad/test/v1/legacy.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_quad_test_v1_legacy_proto {
   public static let name = "quad/test/v1/legacy.proto"

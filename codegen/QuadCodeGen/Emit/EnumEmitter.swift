@@ -1,4 +1,4 @@
-import QuadProtobuf
+internal import QuadProtobuf
 
 /// Renders a proto enum as a Swift enum; open (proto3) enums get `UNRECOGNIZED(Int32)`.
 struct EnumEmitter {

@@ -1,5 +1,5 @@
-import Foundation
-import QuadProtobuf
+internal import Foundation
+internal import QuadProtobuf
 
 /// Renders the two Swift files of one `.proto` file.
 struct FileEmitter {
@@ -73,8 +73,37 @@ struct FileEmitter {
     for (i, m) in file.messageType.enumerated() {
       messages.emit(m, protoName: prefix + m.name, path: [4, Int32(i)], into: &p)
     }
-    emitFileDescriptor(&p)
+    emitExtensions(p)
+    emitFileDescriptor(p)
     return p.text
+  }
+
+  /// One `Extension` constant per `extend` field: `<Prefix>Extensions_<name>`, where the prefix is
+  /// the package's (file-level) or the enclosing message's Swift name with `_` for `.`.
+  private func emitExtensions(_ p: CodePrinter) {
+    var all: [(prefix: String, scope: String, field: FieldProto)] = []
+    let prefix = Naming.packagePrefix(file.package, swiftPrefix: file.options.hasSwiftPrefix ? file.options.swiftPrefix : nil)
+    let protoPrefix = file.package.isEmpty ? "" : file.package + "."
+    for f in file.extension { all.append((prefix, protoPrefix, f)) }
+    func walk(_ m: MessageProto, _ protoName: String) {
+      let swiftName = table[protoName: "." + protoName].swiftName.replacingOccurrences(of: ".", with: "_")
+      for f in m.extension { all.append((swiftName + "_", protoName + ".", f)) }
+      for n in m.nestedType { walk(n, protoName + "." + n.name) }
+    }
+    for m in file.messageType { walk(m, protoPrefix + m.name) }
+    for (namePrefix, scope, f) in all where f.type != .group {
+      let model = FieldModel(f, in: file, owner: f.extendee, table: table, isMapPart: true)
+      let extended = table[protoName: f.extendee].swiftName
+      p.line("/// Extension `\(scope)\(f.name)` of `\(f.extendee.dropFirst())` (field \(f.number)).")
+      p.line("\(visibility)let \(namePrefix)Extensions_\(f.name) = QuadProtobuf.Extension<\(extended), \(model.qualifiedCodec)>(")
+      p.indent {
+        p.line("fieldNumber: \(f.number),")
+        p.line("fullName: \(Naming.stringLiteral(scope + f.name)),")
+        p.line("isRepeated: \(f.label == .repeated)")
+      }
+      p.line(")")
+      p.line()
+    }
   }
 
   /// Name of the enum that carries a file's descriptor: `QuadFile_` + the path with `_` for
@@ -95,7 +124,7 @@ struct FileEmitter {
     return out
   }
 
-  private func emitFileDescriptor(_ p: inout CodePrinter) {
+  private func emitFileDescriptor(_ p: CodePrinter) {
     let vis = visibility
     let bytes = file.serializedBytes()
     var b64: [UInt8] = []

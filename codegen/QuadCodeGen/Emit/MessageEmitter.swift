@@ -1,5 +1,5 @@
-import Foundation
-import QuadProtobuf
+internal import Foundation
+internal import QuadProtobuf
 
 /// Messages whose JSON form is not an object of their fields (proto3 JSON mapping, well-known types).
 let wellKnownJSONTypes: Set<String> = [

@@ -1,0 +1,1 @@
+../../../../../shared/bench/wire/swift/Sources/wirebench/main.swift
