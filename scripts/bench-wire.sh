@@ -17,6 +17,8 @@ trap 'rm -rf "$TMP"' EXIT
 scripts/install-deps.sh
 
 echo "== build: wirebench (release: Quad + swift-protobuf)" >&2
+# A path dependency's file list can be cached stale; drop it so new runtime files are seen.
+rm -f Benchmarks/Wire/.build/release/description.json
 (cd Benchmarks/Wire && swift build -c release --product wirebench 2>&1 | tail -1)
 WIREBENCH="$ROOT/Benchmarks/Wire/.build/release/wirebench"
 

@@ -35,6 +35,12 @@ extension Message {
     try merge(serializedBytes: bytes)
   }
 
+  /// Decodes a message from protobuf binary data held in an array.
+  @inlinable public init(serializedBytes bytes: [UInt8]) throws {
+    self.init()
+    try bytes.withUnsafeBufferPointer { try decodeBuffer($0) }
+  }
+
   /// Merges protobuf binary data into this message (set fields are overwritten, repeated ones append).
   @inlinable public mutating func merge<Bytes: Collection>(serializedBytes bytes: Bytes) throws
   where Bytes.Element == UInt8 {

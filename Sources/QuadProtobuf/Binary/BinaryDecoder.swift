@@ -136,8 +136,7 @@ public struct BinaryDecoder {
   @inlinable public mutating func readString() throws -> String {
     let n = try readLength()
     if n == 0 { return "" }
-    let bytes = UnsafeBufferPointer(start: cursor, count: n)
-    guard let s = String(validating: bytes, as: UTF8.self) else {
+    guard let s = UTF8Validation.string(cursor, count: n) else {
       throw error(.invalidUTF8, "invalid UTF-8 in a string of \(n) bytes")
     }
     cursor += n

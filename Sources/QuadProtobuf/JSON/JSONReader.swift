@@ -197,7 +197,7 @@ public struct JSONReader {
       let b = text[index]
       if b == UInt8(ascii: "\"") {
         let s = try text.withUnsafeBufferPointer { buf -> String in
-          guard let s = String(validating: UnsafeBufferPointer(rebasing: buf[start..<index]), as: UTF8.self) else {
+          guard let s = UTF8Validation.string(buf.baseAddress! + start, count: index - start) else {
             throw error(.invalidUTF8, "invalid UTF-8 in a JSON string")
           }
           return s
@@ -215,7 +215,7 @@ public struct JSONReader {
       index += 1
       switch b {
       case UInt8(ascii: "\""):
-        guard let s = String(validating: out, as: UTF8.self) else {
+        guard let s = out.isEmpty ? "" : out.withUnsafeBufferPointer({ UTF8Validation.string($0.baseAddress!, count: $0.count) }) else {
           throw error(.invalidUTF8, "invalid UTF-8 in a JSON string")
         }
         return s
