@@ -273,48 +273,51 @@ public struct JSONReader {
     return v
   }
 
-  /// The text of a JSON number token.
+  /// The text of a JSON number token (checked against the JSON number grammar).
   @usableFromInline mutating func readNumberToken() throws -> String {
     skipWhitespace()
     let start = index
     while index < text.count, Self.isNumberByte(text[index]) { index += 1 }
     guard index > start else { throw error(.invalidJSON, "expected a value") }
-    let token = String(decoding: text[start..<index], as: UTF8.self)
-    guard Self.isJSONNumber(token) else { throw error(.invalidJSON, "invalid number \(token)") }
-    return token
+    guard Self.isJSONNumber(text, start, index) else {
+      throw error(.invalidJSON, "invalid number \(String(decoding: text[start..<index], as: UTF8.self))")
+    }
+    return String(decoding: text[start..<index], as: UTF8.self)
   }
 
   @usableFromInline static func isNumberByte(_ b: UInt8) -> Bool {
     (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2B || b == 0x2E || b == 0x65 || b == 0x45
   }
 
-  /// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  @usableFromInline static func isJSONNumber(_ s: String) -> Bool {
-    var u = Array(s.utf8)[...]
+  /// JSON number grammar over `bytes[from..<to]`: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  @usableFromInline static func isJSONNumber(_ bytes: [UInt8], _ from: Int, _ to: Int) -> Bool {
+    var i = from
     func digits() -> Int {
-      var n = 0
-      while let c = u.first, c >= 0x30 && c <= 0x39 {
-        u = u.dropFirst()
-        n += 1
-      }
-      return n
+      let s = i
+      while i < to, bytes[i] >= 0x30 && bytes[i] <= 0x39 { i += 1 }
+      return i - s
     }
-    if u.first == 0x2D { u = u.dropFirst() }
-    if u.first == 0x30 {
-      u = u.dropFirst()
+    if i < to, bytes[i] == 0x2D { i += 1 }
+    if i < to, bytes[i] == 0x30 {
+      i += 1
     } else if digits() == 0 {
       return false
     }
-    if u.first == 0x2E {
-      u = u.dropFirst()
+    if i < to, bytes[i] == 0x2E {
+      i += 1
       if digits() == 0 { return false }
     }
-    if u.first == 0x65 || u.first == 0x45 {
-      u = u.dropFirst()
-      if u.first == 0x2B || u.first == 0x2D { u = u.dropFirst() }
+    if i < to, bytes[i] == 0x65 || bytes[i] == 0x45 {
+      i += 1
+      if i < to, bytes[i] == 0x2B || bytes[i] == 0x2D { i += 1 }
       if digits() == 0 { return false }
     }
-    return u.isEmpty
+    return i == to
+  }
+
+  @usableFromInline static func isJSONNumber(_ s: String) -> Bool {
+    let bytes = Array(s.utf8)
+    return isJSONNumber(bytes, 0, bytes.count)
   }
 
   /// A number given as a JSON number or a string: its text.
@@ -325,43 +328,72 @@ public struct JSONReader {
     return (try readNumberToken(), false)
   }
 
-  @usableFromInline mutating func readIntegral(min: Double, max: Double, what: String) throws -> String {
-    let (t, quoted) = try readNumberText()
-    if quoted, t.utf8.first == 0x20 || t.utf8.last == 0x20 || t.isEmpty {
-      throw error(.jsonTypeMismatch, "invalid \(what) \"\(t)\"")
+  /// Reads an integer given as a JSON number or a string: digits are parsed in place; exponent
+  /// and fraction forms (`1e2`, `5.0`) are accepted when the value is integral and in range.
+  @usableFromInline mutating func readIntegral(min: Double, max: Double, what: String) throws -> (negative: Bool, magnitude: UInt64) {
+    skipWhitespace()
+    let start = index
+    let quoted = index < text.count && text[index] == UInt8(ascii: "\"")
+    var i = quoted ? index + 1 : index
+    let negative = i < text.count && text[i] == UInt8(ascii: "-")
+    if negative { i += 1 }
+    let digitsStart = i
+    var magnitude: UInt64 = 0
+    var overflow = false
+    while i < text.count, text[i] >= 0x30 && text[i] <= 0x39 {
+      let (m1, o1) = magnitude.multipliedReportingOverflow(by: 10)
+      let (m2, o2) = m1.addingReportingOverflow(UInt64(text[i] - 0x30))
+      magnitude = m2
+      overflow = overflow || o1 || o2
+      i += 1
     }
-    if t.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) { return t }
-    // Exponent or fraction forms are accepted when the value is integral.
-    guard Self.isJSONNumber(t), let d = Double(t), d == d.rounded(), d >= min, d <= max else {
+    let digitCount = i - digitsStart
+    let next: UInt8? = i < text.count ? text[i] : nil
+    let simple = digitCount > 0 && (quoted ? next == UInt8(ascii: "\"") : (next.map { !Self.isNumberByte($0) } ?? true))
+    if simple && !(!quoted && digitCount > 1 && text[digitsStart] == 0x30) {
+      index = quoted ? i + 1 : i
+      if overflow { throw error(.jsonTypeMismatch, "\(what) out of range") }
+      return (negative && magnitude != 0, magnitude)
+    }
+    // Exponent or fraction forms: integral values only.
+    index = start
+    let (t, wasQuoted) = try readNumberText()
+    guard !wasQuoted || (t.utf8.first != 0x20 && t.utf8.last != 0x20), Self.isJSONNumber(t),
+      let d = Double(t), d == d.rounded(), d >= min, d <= max
+    else {
       throw error(.jsonTypeMismatch, "invalid \(what) \(t)")
     }
-    if let i = Int64(exactly: d) { return String(i) }
-    if let u = UInt64(exactly: d) { return String(u) }
+    if d >= 0, let u = UInt64(exactly: d) { return (false, u) }
+    if d < 0, let i = Int64(exactly: d) { return (true, i.magnitude) }
     throw error(.jsonTypeMismatch, "\(what) out of range: \(t)")
   }
 
   public mutating func readInt32() throws -> Int32 {
-    let t = try readIntegral(min: -2147483648, max: 2147483647, what: "int32")
-    guard let v = Int32(t) else { throw error(.jsonTypeMismatch, "int32 out of range: \(t)") }
-    return v
+    let (negative, magnitude) = try readIntegral(min: -2147483648, max: 2147483647, what: "int32")
+    guard magnitude <= (negative ? 2_147_483_648 : 2_147_483_647) else {
+      throw error(.jsonTypeMismatch, "int32 out of range")
+    }
+    return negative ? Int32(truncatingIfNeeded: 0 &- magnitude) : Int32(magnitude)
   }
 
   public mutating func readUInt32() throws -> UInt32 {
-    let t = try readIntegral(min: 0, max: 4294967295, what: "uint32")
-    guard let v = UInt32(t) else { throw error(.jsonTypeMismatch, "uint32 out of range: \(t)") }
-    return v
+    let (negative, magnitude) = try readIntegral(min: 0, max: 4294967295, what: "uint32")
+    guard !negative, magnitude <= UInt64(UInt32.max) else { throw error(.jsonTypeMismatch, "uint32 out of range") }
+    return UInt32(magnitude)
   }
 
   public mutating func readInt64() throws -> Int64 {
-    let t = try readIntegral(min: -0x1p63, max: 0x1p63, what: "int64")
-    guard let v = Int64(t) else { throw error(.jsonTypeMismatch, "int64 out of range: \(t)") }
-    return v
+    let (negative, magnitude) = try readIntegral(min: -0x1p63, max: 0x1p63, what: "int64")
+    guard magnitude <= (negative ? 1 << 63 : UInt64(Int64.max)) else {
+      throw error(.jsonTypeMismatch, "int64 out of range")
+    }
+    return negative ? Int64(truncatingIfNeeded: 0 &- magnitude) : Int64(magnitude)
   }
 
   public mutating func readUInt64() throws -> UInt64 {
-    let t = try readIntegral(min: 0, max: 0x1p64, what: "uint64")
-    guard let v = UInt64(t) else { throw error(.jsonTypeMismatch, "uint64 out of range: \(t)") }
-    return v
+    let (negative, magnitude) = try readIntegral(min: 0, max: 0x1p64, what: "uint64")
+    guard !negative else { throw error(.jsonTypeMismatch, "uint64 out of range") }
+    return magnitude
   }
 
   public mutating func readDouble() throws -> Double {
