@@ -1,6 +1,6 @@
-import QuadProtobuf
-import TestMessages
-import Testing
+internal import QuadProtobuf
+internal import TestMessages
+internal import Testing
 
 @Suite("UTF-8 validation")
 struct UTF8ValidationTests {

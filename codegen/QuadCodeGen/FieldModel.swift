@@ -64,21 +64,21 @@ struct FieldModel {
 
     var closedEnum = false
     switch f.type {
-    case .double: (swiftType, codec, wireType, defaultExpr) = ("Double", "ProtoDouble", 1, "0")
-    case .float: (swiftType, codec, wireType, defaultExpr) = ("Float", "ProtoFloat", 5, "0")
-    case .int64: (swiftType, codec, wireType, defaultExpr) = ("Int64", "ProtoInt64", 0, "0")
-    case .uint64: (swiftType, codec, wireType, defaultExpr) = ("UInt64", "ProtoUInt64", 0, "0")
-    case .int32: (swiftType, codec, wireType, defaultExpr) = ("Int32", "ProtoInt32", 0, "0")
-    case .fixed64: (swiftType, codec, wireType, defaultExpr) = ("UInt64", "ProtoFixed64", 1, "0")
-    case .fixed32: (swiftType, codec, wireType, defaultExpr) = ("UInt32", "ProtoFixed32", 5, "0")
-    case .bool: (swiftType, codec, wireType, defaultExpr) = ("Bool", "ProtoBool", 0, "false")
-    case .string: (swiftType, codec, wireType, defaultExpr) = ("String", "ProtoString", 2, "\"\"")
-    case .bytes: (swiftType, codec, wireType, defaultExpr) = ("[UInt8]", "ProtoBytes", 2, "[]")
-    case .uint32: (swiftType, codec, wireType, defaultExpr) = ("UInt32", "ProtoUInt32", 0, "0")
-    case .sfixed32: (swiftType, codec, wireType, defaultExpr) = ("Int32", "ProtoSFixed32", 5, "0")
-    case .sfixed64: (swiftType, codec, wireType, defaultExpr) = ("Int64", "ProtoSFixed64", 1, "0")
-    case .sint32: (swiftType, codec, wireType, defaultExpr) = ("Int32", "ProtoSInt32", 0, "0")
-    case .sint64: (swiftType, codec, wireType, defaultExpr) = ("Int64", "ProtoSInt64", 0, "0")
+    case .double: (swiftType, codec, wireType, defaultExpr) = ("Swift.Double", "ProtoDouble", 1, "0")
+    case .float: (swiftType, codec, wireType, defaultExpr) = ("Swift.Float", "ProtoFloat", 5, "0")
+    case .int64: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int64", "ProtoInt64", 0, "0")
+    case .uint64: (swiftType, codec, wireType, defaultExpr) = ("Swift.UInt64", "ProtoUInt64", 0, "0")
+    case .int32: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int32", "ProtoInt32", 0, "0")
+    case .fixed64: (swiftType, codec, wireType, defaultExpr) = ("Swift.UInt64", "ProtoFixed64", 1, "0")
+    case .fixed32: (swiftType, codec, wireType, defaultExpr) = ("Swift.UInt32", "ProtoFixed32", 5, "0")
+    case .bool: (swiftType, codec, wireType, defaultExpr) = ("Swift.Bool", "ProtoBool", 0, "false")
+    case .string: (swiftType, codec, wireType, defaultExpr) = ("Swift.String", "ProtoString", 2, "\"\"")
+    case .bytes: (swiftType, codec, wireType, defaultExpr) = ("[Swift.UInt8]", "ProtoBytes", 2, "[]")
+    case .uint32: (swiftType, codec, wireType, defaultExpr) = ("Swift.UInt32", "ProtoUInt32", 0, "0")
+    case .sfixed32: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int32", "ProtoSFixed32", 5, "0")
+    case .sfixed64: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int64", "ProtoSFixed64", 1, "0")
+    case .sint32: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int32", "ProtoSInt32", 0, "0")
+    case .sint64: (swiftType, codec, wireType, defaultExpr) = ("Swift.Int64", "ProtoSInt64", 0, "0")
     case .enum:
       let t = table[protoName: f.typeName]
       swiftType = t.swiftName

@@ -34,12 +34,12 @@ struct TypeTable {
       let protoPrefix = file.package.isEmpty ? "." : ".\(file.package)."
       let closed = file.syntax != "proto3"
       for m in file.messageType {
-        addMessage(m, protoName: protoPrefix + m.name, swiftName: prefix + Naming.upperCamelKeepingCase(m.name), file: file, closed: closed)
+        addMessage(m, protoName: protoPrefix + m.name, swiftName: Naming.topLevelType(m.name, prefix: prefix, isEnum: false), file: file, closed: closed)
       }
       for e in file.enumType {
         types[protoPrefix + e.name] = TypeInfo(
           protoName: protoPrefix + e.name,
-          swiftName: prefix + Naming.upperCamelKeepingCase(e.name),
+          swiftName: Naming.topLevelType(e.name, prefix: prefix, isEnum: true),
           file: file.name, message: nil, enumType: e, isClosedEnum: closed)
       }
     }

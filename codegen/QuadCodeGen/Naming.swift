@@ -102,6 +102,24 @@ enum Naming {
     return n
   }
 
+  /// Standard-library names a package-less top-level type must not take (it would shadow them in
+  /// the user's module).
+  static let standardTypeNames: Set<String> = [
+    "String", "Int", "Int8", "Int16", "Int32", "Int64", "UInt", "UInt8", "UInt16", "UInt32", "UInt64",
+    "Bool", "Double", "Float", "Array", "Dictionary", "Set", "Optional", "Result", "Character",
+    "Data", "Date", "URL", "Never", "Void", "Task", "Equatable", "Comparable", "Codable", "Identifiable",
+  ]
+
+  /// A top-level type's name: the prefix plus the proto name; without a prefix, names Swift
+  /// reserves or the standard library uses get `Message` / `Enum` appended.
+  static func topLevelType(_ protoName: String, prefix: String, isEnum: Bool) -> String {
+    let n = upperCamelKeepingCase(protoName)
+    if prefix.isEmpty, reservedTypeNames.contains(n) || standardTypeNames.contains(n) {
+      return n + (isEnum ? "Enum" : "Message")
+    }
+    return prefix + n
+  }
+
   /// Type names keep their case except that `_` separators are kept (swift-protobuf keeps them too).
   static func upperCamelKeepingCase(_ s: String) -> String {
     guard let first = s.first else { return s }

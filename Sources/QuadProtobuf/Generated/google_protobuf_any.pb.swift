@@ -120,10 +120,10 @@ public struct Google_Protobuf_Any: QuadProtobuf.Message {
   ///
   /// Schemes other than `http`, `https` (or the empty scheme) might be
   /// used with implementation specific semantics.
-  public var typeUrl: String = ""
+  public var typeUrl: Swift.String = ""
 
   /// Must be a valid serialized protocol buffer of the above specified type.
-  public var value: [UInt8] = []
+  public var value: [Swift.UInt8] = []
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -144,7 +144,7 @@ public struct Google_Protobuf_Any: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.typeUrl.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.typeUrl, cache: &cache)
@@ -179,12 +179,12 @@ public struct Google_Protobuf_Any: QuadProtobuf.Message {
 /// `google/protobuf/any.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_any_proto {
   public static let name = "google/protobuf/any.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Any.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Chlnb29nbGUvcHJvdG9idWYvYW55LnByb3RvEg9nb29nbGUucHJvdG9idWYiNgoDQW55EhkKCHR5cGVfdXJsGAEgASgJUgd0eXBl
   VXJsEhQKBXZhbHVlGAIgASgMUgV2YWx1ZUJ2ChNjb20uZ29vZ2xlLnByb3RvYnVmQghBbnlQcm90b1ABWixnb29nbGUuZ29sYW5n
   Lm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi9hbnlwYqICA0dQQqoCHkdvb2dsZS5Qcm90b2J1Zi5XZWxsS25vd25UeXBlc0ryKgoH

@@ -22,7 +22,7 @@ public struct Google_Protobuf_Api: QuadProtobuf.Message {
 
   /// The fully qualified name of this interface, including package name
   /// followed by the interface's simple name.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// The methods of this interface, in unspecified order.
   public var methods: [Google_Protobuf_Method] = []
@@ -49,7 +49,7 @@ public struct Google_Protobuf_Api: QuadProtobuf.Message {
   /// `google.feature.v1`. For major versions 0 and 1, the suffix can
   /// be omitted. Zero major versions must only be used for
   /// experimental, non-GA interfaces.
-  public var version: String = ""
+  public var version: Swift.String = ""
 
   /// Source context for the protocol buffer service represented by this
   /// message.
@@ -58,7 +58,7 @@ public struct Google_Protobuf_Api: QuadProtobuf.Message {
     set { _sourceContext = newValue }
   }
   /// Whether `sourceContext` was set.
-  public var hasSourceContext: Bool { _sourceContext != nil }
+  public var hasSourceContext: Swift.Bool { _sourceContext != nil }
   /// Returns `sourceContext` to its unset state.
   public mutating func clearSourceContext() { _sourceContext = nil }
 
@@ -99,7 +99,7 @@ public struct Google_Protobuf_Api: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -263,19 +263,19 @@ public struct Google_Protobuf_Method: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Method"
 
   /// The simple name of this method.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// A URL of the input message type.
-  public var requestTypeUrl: String = ""
+  public var requestTypeUrl: Swift.String = ""
 
   /// If true, the request is streamed.
-  public var requestStreaming: Bool = false
+  public var requestStreaming: Swift.Bool = false
 
   /// The URL of the output message type.
-  public var responseTypeUrl: String = ""
+  public var responseTypeUrl: Swift.String = ""
 
   /// If true, the response is streamed.
-  public var responseStreaming: Bool = false
+  public var responseStreaming: Swift.Bool = false
 
   /// Any metadata attached to the method.
   public var options: [Google_Protobuf_Option] = []
@@ -312,7 +312,7 @@ public struct Google_Protobuf_Method: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -543,11 +543,11 @@ public struct Google_Protobuf_Mixin: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Mixin"
 
   /// The fully qualified name of the interface which is included.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// If non-empty specifies a path under which inherited HTTP paths
   /// are rooted.
-  public var root: String = ""
+  public var root: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -568,7 +568,7 @@ public struct Google_Protobuf_Mixin: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -631,14 +631,14 @@ public struct Google_Protobuf_Mixin: QuadProtobuf.Message {
 /// `google/protobuf/api.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_api_proto {
   public static let name = "google/protobuf/api.proto"
-  public static let dependencies: [String] = ["google/protobuf/source_context.proto", "google/protobuf/type.proto"]
+  public static let dependencies: [Swift.String] = ["google/protobuf/source_context.proto", "google/protobuf/type.proto"]
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Api.self,
     Google_Protobuf_Method.self,
     Google_Protobuf_Mixin.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Chlnb29nbGUvcHJvdG9idWYvYXBpLnByb3RvEg9nb29nbGUucHJvdG9idWYaJGdvb2dsZS9wcm90b2J1Zi9zb3VyY2VfY29udGV4
   dC5wcm90bxoaZ29vZ2xlL3Byb3RvYnVmL3R5cGUucHJvdG8iwQIKA0FwaRISCgRuYW1lGAEgASgJUgRuYW1lEjEKB21ldGhvZHMY
   AiADKAsyFy5nb29nbGUucHJvdG9idWYuTWV0aG9kUgdtZXRob2RzEjEKB29wdGlvbnMYAyADKAsyFy5nb29nbGUucHJvdG9idWYu

@@ -32,7 +32,7 @@ public struct Google_Protobuf_FileDescriptorSet: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_FileDescriptorProto>.self, file, tagSize: 1)
     return n
@@ -84,34 +84,34 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.FileDescriptorProto"
 
   /// file name, relative to root of source tree
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
   /// e.g. "foo", "foo.bar", etc.
-  public var `package`: String {
+  public var `package`: Swift.String {
     get { _package ?? "" }
     set { _package = newValue }
   }
   /// Whether `package` was set.
-  public var hasPackage: Bool { _package != nil }
+  public var hasPackage: Swift.Bool { _package != nil }
   /// Returns `package` to its unset state.
   public mutating func clearPackage() { _package = nil }
 
   /// Names of files imported by this file.
-  public var dependency: [String] = []
+  public var dependency: [Swift.String] = []
 
   /// Indexes of the public imported files in the dependency list above.
-  public var publicDependency: [Int32] = []
+  public var publicDependency: [Swift.Int32] = []
 
   /// Indexes of the weak imported files in the dependency list.
   /// For Google-internal migration only. Do not use.
-  public var weakDependency: [Int32] = []
+  public var weakDependency: [Swift.Int32] = []
 
   /// All top-level definitions in this file.
   public var messageType: [Google_Protobuf_DescriptorProto] = []
@@ -127,7 +127,7 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
@@ -140,29 +140,29 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
     set { _sourceCodeInfo = newValue }
   }
   /// Whether `sourceCodeInfo` was set.
-  public var hasSourceCodeInfo: Bool { _sourceCodeInfo != nil }
+  public var hasSourceCodeInfo: Swift.Bool { _sourceCodeInfo != nil }
   /// Returns `sourceCodeInfo` to its unset state.
   public mutating func clearSourceCodeInfo() { _sourceCodeInfo = nil }
 
   /// The syntax of the proto file.
   /// The supported values are "proto2" and "proto3".
-  public var syntax: String {
+  public var syntax: Swift.String {
     get { _syntax ?? "" }
     set { _syntax = newValue }
   }
   /// Whether `syntax` was set.
-  public var hasSyntax: Bool { _syntax != nil }
+  public var hasSyntax: Swift.Bool { _syntax != nil }
   /// Returns `syntax` to its unset state.
   public mutating func clearSyntax() { _syntax = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _name: String? = nil
-  fileprivate var _package: String? = nil
+  fileprivate var _name: Swift.String? = nil
+  fileprivate var _package: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_FileOptions? = nil
   fileprivate var _sourceCodeInfo: Google_Protobuf_SourceCodeInfo? = nil
-  fileprivate var _syntax: String? = nil
+  fileprivate var _syntax: Swift.String? = nil
 
   public init() {}
 
@@ -205,7 +205,7 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -465,12 +465,12 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.DescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
@@ -491,7 +491,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
@@ -499,7 +499,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
 
   /// Reserved field names, which may not be used by fields in the same message.
   /// A given name may only be reserved once.
-  public var reservedName: [String] = []
+  public var reservedName: [Swift.String] = []
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -508,22 +508,22 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
     public static let protoMessageName = "google.protobuf.DescriptorProto.ExtensionRange"
 
     /// Inclusive.
-    public var start: Int32 {
+    public var start: Swift.Int32 {
       get { _start ?? 0 }
       set { _start = newValue }
     }
     /// Whether `start` was set.
-    public var hasStart: Bool { _start != nil }
+    public var hasStart: Swift.Bool { _start != nil }
     /// Returns `start` to its unset state.
     public mutating func clearStart() { _start = nil }
 
     /// Exclusive.
-    public var end: Int32 {
+    public var end: Swift.Int32 {
       get { _end ?? 0 }
       set { _end = newValue }
     }
     /// Whether `end` was set.
-    public var hasEnd: Bool { _end != nil }
+    public var hasEnd: Swift.Bool { _end != nil }
     /// Returns `end` to its unset state.
     public mutating func clearEnd() { _end = nil }
 
@@ -532,15 +532,15 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
       set { _options = newValue }
     }
     /// Whether `options` was set.
-    public var hasOptions: Bool { _options != nil }
+    public var hasOptions: Swift.Bool { _options != nil }
     /// Returns `options` to its unset state.
     public mutating func clearOptions() { _options = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _start: Int32? = nil
-    fileprivate var _end: Int32? = nil
+    fileprivate var _start: Swift.Int32? = nil
+    fileprivate var _end: Swift.Int32? = nil
     fileprivate var _options: Google_Protobuf_ExtensionRangeOptions? = nil
 
     public init() {}
@@ -561,7 +561,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _start {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -647,30 +647,30 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
     public static let protoMessageName = "google.protobuf.DescriptorProto.ReservedRange"
 
     /// Inclusive.
-    public var start: Int32 {
+    public var start: Swift.Int32 {
       get { _start ?? 0 }
       set { _start = newValue }
     }
     /// Whether `start` was set.
-    public var hasStart: Bool { _start != nil }
+    public var hasStart: Swift.Bool { _start != nil }
     /// Returns `start` to its unset state.
     public mutating func clearStart() { _start = nil }
 
     /// Exclusive.
-    public var end: Int32 {
+    public var end: Swift.Int32 {
       get { _end ?? 0 }
       set { _end = newValue }
     }
     /// Whether `end` was set.
-    public var hasEnd: Bool { _end != nil }
+    public var hasEnd: Swift.Bool { _end != nil }
     /// Returns `end` to its unset state.
     public mutating func clearEnd() { _end = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _start: Int32? = nil
-    fileprivate var _end: Int32? = nil
+    fileprivate var _start: Swift.Int32? = nil
+    fileprivate var _end: Swift.Int32? = nil
 
     public init() {}
 
@@ -687,7 +687,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _start {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -747,7 +747,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
 
   }
 
-  fileprivate var _name: String? = nil
+  fileprivate var _name: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_MessageOptions? = nil
 
   public init() {}
@@ -782,7 +782,7 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -1033,7 +1033,7 @@ public struct Google_Protobuf_ExtensionRangeOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, uninterpretedOption, tagSize: 2)
     return n
@@ -1084,21 +1084,21 @@ public struct Google_Protobuf_ExtensionRangeOptions: QuadProtobuf.Message {
 public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.FieldDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
-  public var number: Int32 {
+  public var number: Swift.Int32 {
     get { _number ?? 0 }
     set { _number = newValue }
   }
   /// Whether `number` was set.
-  public var hasNumber: Bool { _number != nil }
+  public var hasNumber: Swift.Bool { _number != nil }
   /// Returns `number` to its unset state.
   public mutating func clearNumber() { _number = nil }
 
@@ -1107,7 +1107,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     set { _label = newValue }
   }
   /// Whether `label` was set.
-  public var hasLabel: Bool { _label != nil }
+  public var hasLabel: Swift.Bool { _label != nil }
   /// Returns `label` to its unset state.
   public mutating func clearLabel() { _label = nil }
 
@@ -1118,7 +1118,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     set { _type = newValue }
   }
   /// Whether `type` was set.
-  public var hasType: Bool { _type != nil }
+  public var hasType: Swift.Bool { _type != nil }
   /// Returns `type` to its unset state.
   public mutating func clearType() { _type = nil }
 
@@ -1127,23 +1127,23 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
   /// rules are used to find the type (i.e. first the nested types within this
   /// message are searched, then within the parent, on up to the root
   /// namespace).
-  public var typeName: String {
+  public var typeName: Swift.String {
     get { _typeName ?? "" }
     set { _typeName = newValue }
   }
   /// Whether `typeName` was set.
-  public var hasTypeName: Bool { _typeName != nil }
+  public var hasTypeName: Swift.Bool { _typeName != nil }
   /// Returns `typeName` to its unset state.
   public mutating func clearTypeName() { _typeName = nil }
 
   /// For extensions, this is the name of the type being extended.  It is
   /// resolved in the same manner as type_name.
-  public var extendee: String {
+  public var extendee: Swift.String {
     get { _extendee ?? "" }
     set { _extendee = newValue }
   }
   /// Whether `extendee` was set.
-  public var hasExtendee: Bool { _extendee != nil }
+  public var hasExtendee: Swift.Bool { _extendee != nil }
   /// Returns `extendee` to its unset state.
   public mutating func clearExtendee() { _extendee = nil }
 
@@ -1151,23 +1151,23 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
   /// For booleans, "true" or "false".
   /// For strings, contains the default text contents (not escaped in any way).
   /// For bytes, contains the C escaped value.  All bytes >= 128 are escaped.
-  public var defaultValue: String {
+  public var defaultValue: Swift.String {
     get { _defaultValue ?? "" }
     set { _defaultValue = newValue }
   }
   /// Whether `defaultValue` was set.
-  public var hasDefaultValue: Bool { _defaultValue != nil }
+  public var hasDefaultValue: Swift.Bool { _defaultValue != nil }
   /// Returns `defaultValue` to its unset state.
   public mutating func clearDefaultValue() { _defaultValue = nil }
 
   /// If set, gives the index of a oneof in the containing type's oneof_decl
   /// list.  This field is a member of that oneof.
-  public var oneofIndex: Int32 {
+  public var oneofIndex: Swift.Int32 {
     get { _oneofIndex ?? 0 }
     set { _oneofIndex = newValue }
   }
   /// Whether `oneofIndex` was set.
-  public var hasOneofIndex: Bool { _oneofIndex != nil }
+  public var hasOneofIndex: Swift.Bool { _oneofIndex != nil }
   /// Returns `oneofIndex` to its unset state.
   public mutating func clearOneofIndex() { _oneofIndex = nil }
 
@@ -1175,12 +1175,12 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
   /// user has set a "json_name" option on this field, that option's value
   /// will be used. Otherwise, it's deduced from the field's name by converting
   /// it to camelCase.
-  public var jsonName: String {
+  public var jsonName: Swift.String {
     get { _jsonName ?? "" }
     set { _jsonName = newValue }
   }
   /// Whether `jsonName` was set.
-  public var hasJsonName: Bool { _jsonName != nil }
+  public var hasJsonName: Swift.Bool { _jsonName != nil }
   /// Returns `jsonName` to its unset state.
   public mutating func clearJsonName() { _jsonName = nil }
 
@@ -1189,7 +1189,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
@@ -1214,19 +1214,19 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
   ///
   /// Proto2 optional fields do not set this flag, because they already indicate
   /// optional with `LABEL_OPTIONAL`.
-  public var proto3Optional: Bool {
+  public var proto3Optional: Swift.Bool {
     get { _proto3Optional ?? false }
     set { _proto3Optional = newValue }
   }
   /// Whether `proto3Optional` was set.
-  public var hasProto3Optional: Bool { _proto3Optional != nil }
+  public var hasProto3Optional: Swift.Bool { _proto3Optional != nil }
   /// Returns `proto3Optional` to its unset state.
   public mutating func clearProto3Optional() { _proto3Optional = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  public enum TypeEnum: QuadProtobuf.Enum, CaseIterable {
+  public enum TypeEnum: QuadProtobuf.Enum, Swift.CaseIterable {
     /// 0 is reserved for errors.
     /// Order is weird for historical reasons.
     case double // = 1
@@ -1262,7 +1262,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
 
     public init() { self = .double }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 1: self = .double
       case 2: self = .float
@@ -1286,7 +1286,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .double: return 1
       case .float: return 2
@@ -1309,7 +1309,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .double: return "TYPE_DOUBLE"
       case .float: return "TYPE_FLOAT"
@@ -1332,7 +1332,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "TYPE_DOUBLE": self = .double
       case "TYPE_FLOAT": self = .float
@@ -1359,7 +1359,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     public static let allCases: [Self] = [.double, .float, .int64, .uint64, .int32, .fixed64, .fixed32, .bool, .string, .group, .message, .bytes, .uint32, .`enum`, .sfixed32, .sfixed64, .sint32, .sint64]
   }
 
-  public enum Label: QuadProtobuf.Enum, CaseIterable {
+  public enum Label: QuadProtobuf.Enum, Swift.CaseIterable {
     /// 0 is reserved for errors
     case optional // = 1
     case required // = 2
@@ -1367,7 +1367,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
 
     public init() { self = .optional }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 1: self = .optional
       case 2: self = .required
@@ -1376,7 +1376,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .optional: return 1
       case .required: return 2
@@ -1384,7 +1384,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .optional: return "LABEL_OPTIONAL"
       case .required: return "LABEL_REQUIRED"
@@ -1392,7 +1392,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "LABEL_OPTIONAL": self = .optional
       case "LABEL_REQUIRED": self = .required
@@ -1404,17 +1404,17 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     public static let allCases: [Self] = [.optional, .required, .repeated]
   }
 
-  fileprivate var _name: String? = nil
-  fileprivate var _number: Int32? = nil
+  fileprivate var _name: Swift.String? = nil
+  fileprivate var _number: Swift.Int32? = nil
   fileprivate var _label: Google_Protobuf_FieldDescriptorProto.Label? = nil
   fileprivate var _type: Google_Protobuf_FieldDescriptorProto.TypeEnum? = nil
-  fileprivate var _typeName: String? = nil
-  fileprivate var _extendee: String? = nil
-  fileprivate var _defaultValue: String? = nil
-  fileprivate var _oneofIndex: Int32? = nil
-  fileprivate var _jsonName: String? = nil
+  fileprivate var _typeName: Swift.String? = nil
+  fileprivate var _extendee: Swift.String? = nil
+  fileprivate var _defaultValue: Swift.String? = nil
+  fileprivate var _oneofIndex: Swift.Int32? = nil
+  fileprivate var _jsonName: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_FieldOptions? = nil
-  fileprivate var _proto3Optional: Bool? = nil
+  fileprivate var _proto3Optional: Swift.Bool? = nil
 
   public init() {}
 
@@ -1427,14 +1427,14 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
         _number = try QuadProtobuf.ProtoInt32.read(from: &decoder)
       case 32:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_FieldDescriptorProto.Label(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_FieldDescriptorProto.Label(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _label = v
         } else {
           unknownFields.appendVarint(fieldNumber: 4, value: raw)
         }
       case 40:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_FieldDescriptorProto.TypeEnum(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_FieldDescriptorProto.TypeEnum(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _type = v
         } else {
           unknownFields.appendVarint(fieldNumber: 5, value: raw)
@@ -1460,7 +1460,7 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -1679,12 +1679,12 @@ public struct Google_Protobuf_FieldDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_OneofDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.OneofDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
@@ -1693,14 +1693,14 @@ public struct Google_Protobuf_OneofDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _name: String? = nil
+  fileprivate var _name: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_OneofOptions? = nil
 
   public init() {}
@@ -1719,7 +1719,7 @@ public struct Google_Protobuf_OneofDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -1785,12 +1785,12 @@ public struct Google_Protobuf_OneofDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.EnumDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
@@ -1801,7 +1801,7 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
@@ -1812,7 +1812,7 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
 
   /// Reserved enum value names, which may not be reused. A given name may only
   /// be reserved once.
-  public var reservedName: [String] = []
+  public var reservedName: [Swift.String] = []
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -1827,30 +1827,30 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
     public static let protoMessageName = "google.protobuf.EnumDescriptorProto.EnumReservedRange"
 
     /// Inclusive.
-    public var start: Int32 {
+    public var start: Swift.Int32 {
       get { _start ?? 0 }
       set { _start = newValue }
     }
     /// Whether `start` was set.
-    public var hasStart: Bool { _start != nil }
+    public var hasStart: Swift.Bool { _start != nil }
     /// Returns `start` to its unset state.
     public mutating func clearStart() { _start = nil }
 
     /// Inclusive.
-    public var end: Int32 {
+    public var end: Swift.Int32 {
       get { _end ?? 0 }
       set { _end = newValue }
     }
     /// Whether `end` was set.
-    public var hasEnd: Bool { _end != nil }
+    public var hasEnd: Swift.Bool { _end != nil }
     /// Returns `end` to its unset state.
     public mutating func clearEnd() { _end = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _start: Int32? = nil
-    fileprivate var _end: Int32? = nil
+    fileprivate var _start: Swift.Int32? = nil
+    fileprivate var _end: Swift.Int32? = nil
 
     public init() {}
 
@@ -1867,7 +1867,7 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _start {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -1927,7 +1927,7 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
 
   }
 
-  fileprivate var _name: String? = nil
+  fileprivate var _name: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_EnumOptions? = nil
 
   public init() {}
@@ -1952,7 +1952,7 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -2079,21 +2079,21 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_EnumValueDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.EnumValueDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
-  public var number: Int32 {
+  public var number: Swift.Int32 {
     get { _number ?? 0 }
     set { _number = newValue }
   }
   /// Whether `number` was set.
-  public var hasNumber: Bool { _number != nil }
+  public var hasNumber: Swift.Bool { _number != nil }
   /// Returns `number` to its unset state.
   public mutating func clearNumber() { _number = nil }
 
@@ -2102,15 +2102,15 @@ public struct Google_Protobuf_EnumValueDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _name: String? = nil
-  fileprivate var _number: Int32? = nil
+  fileprivate var _name: Swift.String? = nil
+  fileprivate var _number: Swift.Int32? = nil
   fileprivate var _options: Google_Protobuf_EnumValueOptions? = nil
 
   public init() {}
@@ -2131,7 +2131,7 @@ public struct Google_Protobuf_EnumValueDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -2214,12 +2214,12 @@ public struct Google_Protobuf_EnumValueDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_ServiceDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.ServiceDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
@@ -2230,14 +2230,14 @@ public struct Google_Protobuf_ServiceDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _name: String? = nil
+  fileprivate var _name: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_ServiceOptions? = nil
 
   public init() {}
@@ -2258,7 +2258,7 @@ public struct Google_Protobuf_ServiceDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -2345,32 +2345,32 @@ public struct Google_Protobuf_ServiceDescriptorProto: QuadProtobuf.Message {
 public struct Google_Protobuf_MethodDescriptorProto: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.MethodDescriptorProto"
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
   /// Input and output type names.  These are resolved in the same way as
   /// FieldDescriptorProto.type_name, but must refer to a message type.
-  public var inputType: String {
+  public var inputType: Swift.String {
     get { _inputType ?? "" }
     set { _inputType = newValue }
   }
   /// Whether `inputType` was set.
-  public var hasInputType: Bool { _inputType != nil }
+  public var hasInputType: Swift.Bool { _inputType != nil }
   /// Returns `inputType` to its unset state.
   public mutating func clearInputType() { _inputType = nil }
 
-  public var outputType: String {
+  public var outputType: Swift.String {
     get { _outputType ?? "" }
     set { _outputType = newValue }
   }
   /// Whether `outputType` was set.
-  public var hasOutputType: Bool { _outputType != nil }
+  public var hasOutputType: Swift.Bool { _outputType != nil }
   /// Returns `outputType` to its unset state.
   public mutating func clearOutputType() { _outputType = nil }
 
@@ -2379,39 +2379,39 @@ public struct Google_Protobuf_MethodDescriptorProto: QuadProtobuf.Message {
     set { _options = newValue }
   }
   /// Whether `options` was set.
-  public var hasOptions: Bool { _options != nil }
+  public var hasOptions: Swift.Bool { _options != nil }
   /// Returns `options` to its unset state.
   public mutating func clearOptions() { _options = nil }
 
   /// Identifies if client streams multiple client messages
-  public var clientStreaming: Bool {
+  public var clientStreaming: Swift.Bool {
     get { _clientStreaming ?? false }
     set { _clientStreaming = newValue }
   }
   /// Whether `clientStreaming` was set.
-  public var hasClientStreaming: Bool { _clientStreaming != nil }
+  public var hasClientStreaming: Swift.Bool { _clientStreaming != nil }
   /// Returns `clientStreaming` to its unset state.
   public mutating func clearClientStreaming() { _clientStreaming = nil }
 
   /// Identifies if server streams multiple server messages
-  public var serverStreaming: Bool {
+  public var serverStreaming: Swift.Bool {
     get { _serverStreaming ?? false }
     set { _serverStreaming = newValue }
   }
   /// Whether `serverStreaming` was set.
-  public var hasServerStreaming: Bool { _serverStreaming != nil }
+  public var hasServerStreaming: Swift.Bool { _serverStreaming != nil }
   /// Returns `serverStreaming` to its unset state.
   public mutating func clearServerStreaming() { _serverStreaming = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _name: String? = nil
-  fileprivate var _inputType: String? = nil
-  fileprivate var _outputType: String? = nil
+  fileprivate var _name: Swift.String? = nil
+  fileprivate var _inputType: Swift.String? = nil
+  fileprivate var _outputType: Swift.String? = nil
   fileprivate var _options: Google_Protobuf_MethodOptions? = nil
-  fileprivate var _clientStreaming: Bool? = nil
-  fileprivate var _serverStreaming: Bool? = nil
+  fileprivate var _clientStreaming: Swift.Bool? = nil
+  fileprivate var _serverStreaming: Swift.Bool? = nil
 
   public init() {}
 
@@ -2437,7 +2437,7 @@ public struct Google_Protobuf_MethodDescriptorProto: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _name {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -2574,12 +2574,12 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// placed.  By default, the proto package is used, but this is often
   /// inappropriate because proto packages do not normally start with backwards
   /// domain names.
-  public var javaPackage: String {
+  public var javaPackage: Swift.String {
     get { _javaPackage ?? "" }
     set { _javaPackage = newValue }
   }
   /// Whether `javaPackage` was set.
-  public var hasJavaPackage: Bool { _javaPackage != nil }
+  public var hasJavaPackage: Swift.Bool { _javaPackage != nil }
   /// Returns `javaPackage` to its unset state.
   public mutating func clearJavaPackage() { _javaPackage = nil }
 
@@ -2588,12 +2588,12 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// well as any top-level extensions defined in the .proto file.
   /// If java_multiple_files is disabled, then all the other classes from the
   /// .proto file will be nested inside the single wrapper outer class.
-  public var javaOuterClassname: String {
+  public var javaOuterClassname: Swift.String {
     get { _javaOuterClassname ?? "" }
     set { _javaOuterClassname = newValue }
   }
   /// Whether `javaOuterClassname` was set.
-  public var hasJavaOuterClassname: Bool { _javaOuterClassname != nil }
+  public var hasJavaOuterClassname: Swift.Bool { _javaOuterClassname != nil }
   /// Returns `javaOuterClassname` to its unset state.
   public mutating func clearJavaOuterClassname() { _javaOuterClassname = nil }
 
@@ -2603,22 +2603,22 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// named by java_outer_classname.  However, the wrapper class will still be
   /// generated to contain the file's getDescriptor() method as well as any
   /// top-level extensions defined in the file.
-  public var javaMultipleFiles: Bool {
+  public var javaMultipleFiles: Swift.Bool {
     get { _javaMultipleFiles ?? false }
     set { _javaMultipleFiles = newValue }
   }
   /// Whether `javaMultipleFiles` was set.
-  public var hasJavaMultipleFiles: Bool { _javaMultipleFiles != nil }
+  public var hasJavaMultipleFiles: Swift.Bool { _javaMultipleFiles != nil }
   /// Returns `javaMultipleFiles` to its unset state.
   public mutating func clearJavaMultipleFiles() { _javaMultipleFiles = nil }
 
   /// This option does nothing.
-  public var javaGenerateEqualsAndHash: Bool {
+  public var javaGenerateEqualsAndHash: Swift.Bool {
     get { _javaGenerateEqualsAndHash ?? false }
     set { _javaGenerateEqualsAndHash = newValue }
   }
   /// Whether `javaGenerateEqualsAndHash` was set.
-  public var hasJavaGenerateEqualsAndHash: Bool { _javaGenerateEqualsAndHash != nil }
+  public var hasJavaGenerateEqualsAndHash: Swift.Bool { _javaGenerateEqualsAndHash != nil }
   /// Returns `javaGenerateEqualsAndHash` to its unset state.
   public mutating func clearJavaGenerateEqualsAndHash() { _javaGenerateEqualsAndHash = nil }
 
@@ -2628,12 +2628,12 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// Message reflection will do the same.
   /// However, an extension field still accepts non-UTF-8 byte sequences.
   /// This option has no effect on when used with the lite runtime.
-  public var javaStringCheckUtf8: Bool {
+  public var javaStringCheckUtf8: Swift.Bool {
     get { _javaStringCheckUtf8 ?? false }
     set { _javaStringCheckUtf8 = newValue }
   }
   /// Whether `javaStringCheckUtf8` was set.
-  public var hasJavaStringCheckUtf8: Bool { _javaStringCheckUtf8 != nil }
+  public var hasJavaStringCheckUtf8: Swift.Bool { _javaStringCheckUtf8 != nil }
   /// Returns `javaStringCheckUtf8` to its unset state.
   public mutating func clearJavaStringCheckUtf8() { _javaStringCheckUtf8 = nil }
 
@@ -2642,7 +2642,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
     set { _optimizeFor = newValue }
   }
   /// Whether `optimizeFor` was set.
-  public var hasOptimizeFor: Bool { _optimizeFor != nil }
+  public var hasOptimizeFor: Swift.Bool { _optimizeFor != nil }
   /// Returns `optimizeFor` to its unset state.
   public mutating func clearOptimizeFor() { _optimizeFor = nil }
 
@@ -2651,12 +2651,12 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   ///   - The basename of the package import path, if provided.
   ///   - Otherwise, the package statement in the .proto file, if present.
   ///   - Otherwise, the basename of the .proto file, without extension.
-  public var goPackage: String {
+  public var goPackage: Swift.String {
     get { _goPackage ?? "" }
     set { _goPackage = newValue }
   }
   /// Whether `goPackage` was set.
-  public var hasGoPackage: Bool { _goPackage != nil }
+  public var hasGoPackage: Swift.Bool { _goPackage != nil }
   /// Returns `goPackage` to its unset state.
   public mutating func clearGoPackage() { _goPackage = nil }
 
@@ -2670,39 +2670,39 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// that generate code specific to your particular RPC system.  Therefore,
   /// these default to false.  Old code which depends on generic services should
   /// explicitly set them to true.
-  public var ccGenericServices: Bool {
+  public var ccGenericServices: Swift.Bool {
     get { _ccGenericServices ?? false }
     set { _ccGenericServices = newValue }
   }
   /// Whether `ccGenericServices` was set.
-  public var hasCcGenericServices: Bool { _ccGenericServices != nil }
+  public var hasCcGenericServices: Swift.Bool { _ccGenericServices != nil }
   /// Returns `ccGenericServices` to its unset state.
   public mutating func clearCcGenericServices() { _ccGenericServices = nil }
 
-  public var javaGenericServices: Bool {
+  public var javaGenericServices: Swift.Bool {
     get { _javaGenericServices ?? false }
     set { _javaGenericServices = newValue }
   }
   /// Whether `javaGenericServices` was set.
-  public var hasJavaGenericServices: Bool { _javaGenericServices != nil }
+  public var hasJavaGenericServices: Swift.Bool { _javaGenericServices != nil }
   /// Returns `javaGenericServices` to its unset state.
   public mutating func clearJavaGenericServices() { _javaGenericServices = nil }
 
-  public var pyGenericServices: Bool {
+  public var pyGenericServices: Swift.Bool {
     get { _pyGenericServices ?? false }
     set { _pyGenericServices = newValue }
   }
   /// Whether `pyGenericServices` was set.
-  public var hasPyGenericServices: Bool { _pyGenericServices != nil }
+  public var hasPyGenericServices: Swift.Bool { _pyGenericServices != nil }
   /// Returns `pyGenericServices` to its unset state.
   public mutating func clearPyGenericServices() { _pyGenericServices = nil }
 
-  public var phpGenericServices: Bool {
+  public var phpGenericServices: Swift.Bool {
     get { _phpGenericServices ?? false }
     set { _phpGenericServices = newValue }
   }
   /// Whether `phpGenericServices` was set.
-  public var hasPhpGenericServices: Bool { _phpGenericServices != nil }
+  public var hasPhpGenericServices: Swift.Bool { _phpGenericServices != nil }
   /// Returns `phpGenericServices` to its unset state.
   public mutating func clearPhpGenericServices() { _phpGenericServices = nil }
 
@@ -2710,44 +2710,44 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for everything in the file, or it will be completely ignored; in the very
   /// least, this is a formalization for deprecating files.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
   /// Enables the use of arenas for the proto messages in this file. This applies
   /// only to generated classes for C++.
-  public var ccEnableArenas: Bool {
+  public var ccEnableArenas: Swift.Bool {
     get { _ccEnableArenas ?? true }
     set { _ccEnableArenas = newValue }
   }
   /// Whether `ccEnableArenas` was set.
-  public var hasCcEnableArenas: Bool { _ccEnableArenas != nil }
+  public var hasCcEnableArenas: Swift.Bool { _ccEnableArenas != nil }
   /// Returns `ccEnableArenas` to its unset state.
   public mutating func clearCcEnableArenas() { _ccEnableArenas = nil }
 
   /// Sets the objective c class prefix which is prepended to all objective c
   /// generated classes from this .proto. There is no default.
-  public var objcClassPrefix: String {
+  public var objcClassPrefix: Swift.String {
     get { _objcClassPrefix ?? "" }
     set { _objcClassPrefix = newValue }
   }
   /// Whether `objcClassPrefix` was set.
-  public var hasObjcClassPrefix: Bool { _objcClassPrefix != nil }
+  public var hasObjcClassPrefix: Swift.Bool { _objcClassPrefix != nil }
   /// Returns `objcClassPrefix` to its unset state.
   public mutating func clearObjcClassPrefix() { _objcClassPrefix = nil }
 
   /// Namespace for generated classes; defaults to the package.
-  public var csharpNamespace: String {
+  public var csharpNamespace: Swift.String {
     get { _csharpNamespace ?? "" }
     set { _csharpNamespace = newValue }
   }
   /// Whether `csharpNamespace` was set.
-  public var hasCsharpNamespace: Bool { _csharpNamespace != nil }
+  public var hasCsharpNamespace: Swift.Bool { _csharpNamespace != nil }
   /// Returns `csharpNamespace` to its unset state.
   public mutating func clearCsharpNamespace() { _csharpNamespace = nil }
 
@@ -2755,59 +2755,59 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   /// replacing '.' with underscore and use that to prefix the types/symbols
   /// defined. When this options is provided, they will use this value instead
   /// to prefix the types/symbols defined.
-  public var swiftPrefix: String {
+  public var swiftPrefix: Swift.String {
     get { _swiftPrefix ?? "" }
     set { _swiftPrefix = newValue }
   }
   /// Whether `swiftPrefix` was set.
-  public var hasSwiftPrefix: Bool { _swiftPrefix != nil }
+  public var hasSwiftPrefix: Swift.Bool { _swiftPrefix != nil }
   /// Returns `swiftPrefix` to its unset state.
   public mutating func clearSwiftPrefix() { _swiftPrefix = nil }
 
   /// Sets the php class prefix which is prepended to all php generated classes
   /// from this .proto. Default is empty.
-  public var phpClassPrefix: String {
+  public var phpClassPrefix: Swift.String {
     get { _phpClassPrefix ?? "" }
     set { _phpClassPrefix = newValue }
   }
   /// Whether `phpClassPrefix` was set.
-  public var hasPhpClassPrefix: Bool { _phpClassPrefix != nil }
+  public var hasPhpClassPrefix: Swift.Bool { _phpClassPrefix != nil }
   /// Returns `phpClassPrefix` to its unset state.
   public mutating func clearPhpClassPrefix() { _phpClassPrefix = nil }
 
   /// Use this option to change the namespace of php generated classes. Default
   /// is empty. When this option is empty, the package name will be used for
   /// determining the namespace.
-  public var phpNamespace: String {
+  public var phpNamespace: Swift.String {
     get { _phpNamespace ?? "" }
     set { _phpNamespace = newValue }
   }
   /// Whether `phpNamespace` was set.
-  public var hasPhpNamespace: Bool { _phpNamespace != nil }
+  public var hasPhpNamespace: Swift.Bool { _phpNamespace != nil }
   /// Returns `phpNamespace` to its unset state.
   public mutating func clearPhpNamespace() { _phpNamespace = nil }
 
   /// Use this option to change the namespace of php generated metadata classes.
   /// Default is empty. When this option is empty, the proto file name will be
   /// used for determining the namespace.
-  public var phpMetadataNamespace: String {
+  public var phpMetadataNamespace: Swift.String {
     get { _phpMetadataNamespace ?? "" }
     set { _phpMetadataNamespace = newValue }
   }
   /// Whether `phpMetadataNamespace` was set.
-  public var hasPhpMetadataNamespace: Bool { _phpMetadataNamespace != nil }
+  public var hasPhpMetadataNamespace: Swift.Bool { _phpMetadataNamespace != nil }
   /// Returns `phpMetadataNamespace` to its unset state.
   public mutating func clearPhpMetadataNamespace() { _phpMetadataNamespace = nil }
 
   /// Use this option to change the package of ruby generated classes. Default
   /// is empty. When this option is not set, the package name will be used for
   /// determining the ruby package.
-  public var rubyPackage: String {
+  public var rubyPackage: Swift.String {
     get { _rubyPackage ?? "" }
     set { _rubyPackage = newValue }
   }
   /// Whether `rubyPackage` was set.
-  public var hasRubyPackage: Bool { _rubyPackage != nil }
+  public var hasRubyPackage: Swift.Bool { _rubyPackage != nil }
   /// Returns `rubyPackage` to its unset state.
   public mutating func clearRubyPackage() { _rubyPackage = nil }
 
@@ -2819,7 +2819,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
   public var unknownFields = QuadProtobuf.UnknownFields()
 
   /// Generated classes can be optimized for speed or code size.
-  public enum OptimizeMode: QuadProtobuf.Enum, CaseIterable {
+  public enum OptimizeMode: QuadProtobuf.Enum, Swift.CaseIterable {
     /// Generate complete code for parsing, serialization,
     case speed // = 1
     /// etc.
@@ -2829,7 +2829,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
 
     public init() { self = .speed }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 1: self = .speed
       case 2: self = .codeSize
@@ -2838,7 +2838,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .speed: return 1
       case .codeSize: return 2
@@ -2846,7 +2846,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .speed: return "SPEED"
       case .codeSize: return "CODE_SIZE"
@@ -2854,7 +2854,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "SPEED": self = .speed
       case "CODE_SIZE": self = .codeSize
@@ -2866,26 +2866,26 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
     public static let allCases: [Self] = [.speed, .codeSize, .liteRuntime]
   }
 
-  fileprivate var _javaPackage: String? = nil
-  fileprivate var _javaOuterClassname: String? = nil
-  fileprivate var _javaMultipleFiles: Bool? = nil
-  fileprivate var _javaGenerateEqualsAndHash: Bool? = nil
-  fileprivate var _javaStringCheckUtf8: Bool? = nil
+  fileprivate var _javaPackage: Swift.String? = nil
+  fileprivate var _javaOuterClassname: Swift.String? = nil
+  fileprivate var _javaMultipleFiles: Swift.Bool? = nil
+  fileprivate var _javaGenerateEqualsAndHash: Swift.Bool? = nil
+  fileprivate var _javaStringCheckUtf8: Swift.Bool? = nil
   fileprivate var _optimizeFor: Google_Protobuf_FileOptions.OptimizeMode? = nil
-  fileprivate var _goPackage: String? = nil
-  fileprivate var _ccGenericServices: Bool? = nil
-  fileprivate var _javaGenericServices: Bool? = nil
-  fileprivate var _pyGenericServices: Bool? = nil
-  fileprivate var _phpGenericServices: Bool? = nil
-  fileprivate var _deprecated: Bool? = nil
-  fileprivate var _ccEnableArenas: Bool? = nil
-  fileprivate var _objcClassPrefix: String? = nil
-  fileprivate var _csharpNamespace: String? = nil
-  fileprivate var _swiftPrefix: String? = nil
-  fileprivate var _phpClassPrefix: String? = nil
-  fileprivate var _phpNamespace: String? = nil
-  fileprivate var _phpMetadataNamespace: String? = nil
-  fileprivate var _rubyPackage: String? = nil
+  fileprivate var _goPackage: Swift.String? = nil
+  fileprivate var _ccGenericServices: Swift.Bool? = nil
+  fileprivate var _javaGenericServices: Swift.Bool? = nil
+  fileprivate var _pyGenericServices: Swift.Bool? = nil
+  fileprivate var _phpGenericServices: Swift.Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
+  fileprivate var _ccEnableArenas: Swift.Bool? = nil
+  fileprivate var _objcClassPrefix: Swift.String? = nil
+  fileprivate var _csharpNamespace: Swift.String? = nil
+  fileprivate var _swiftPrefix: Swift.String? = nil
+  fileprivate var _phpClassPrefix: Swift.String? = nil
+  fileprivate var _phpNamespace: Swift.String? = nil
+  fileprivate var _phpMetadataNamespace: Swift.String? = nil
+  fileprivate var _rubyPackage: Swift.String? = nil
 
   public init() {}
 
@@ -2904,7 +2904,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
         _javaStringCheckUtf8 = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 72:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_FileOptions.OptimizeMode(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_FileOptions.OptimizeMode(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _optimizeFor = v
         } else {
           unknownFields.appendVarint(fieldNumber: 9, value: raw)
@@ -2945,7 +2945,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _javaPackage {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -3353,24 +3353,24 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
   ///
   /// Because this is an option, the above two restrictions are not enforced by
   /// the protocol compiler.
-  public var messageSetWireFormat: Bool {
+  public var messageSetWireFormat: Swift.Bool {
     get { _messageSetWireFormat ?? false }
     set { _messageSetWireFormat = newValue }
   }
   /// Whether `messageSetWireFormat` was set.
-  public var hasMessageSetWireFormat: Bool { _messageSetWireFormat != nil }
+  public var hasMessageSetWireFormat: Swift.Bool { _messageSetWireFormat != nil }
   /// Returns `messageSetWireFormat` to its unset state.
   public mutating func clearMessageSetWireFormat() { _messageSetWireFormat = nil }
 
   /// Disables the generation of the standard "descriptor()" accessor, which can
   /// conflict with a field of the same name.  This is meant to make migration
   /// from proto1 easier; new code should avoid fields named "descriptor".
-  public var noStandardDescriptorAccessor: Bool {
+  public var noStandardDescriptorAccessor: Swift.Bool {
     get { _noStandardDescriptorAccessor ?? false }
     set { _noStandardDescriptorAccessor = newValue }
   }
   /// Whether `noStandardDescriptorAccessor` was set.
-  public var hasNoStandardDescriptorAccessor: Bool { _noStandardDescriptorAccessor != nil }
+  public var hasNoStandardDescriptorAccessor: Swift.Bool { _noStandardDescriptorAccessor != nil }
   /// Returns `noStandardDescriptorAccessor` to its unset state.
   public mutating func clearNoStandardDescriptorAccessor() { _noStandardDescriptorAccessor = nil }
 
@@ -3378,12 +3378,12 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for the message, or it will be completely ignored; in the very least,
   /// this is a formalization for deprecating messages.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
@@ -3408,12 +3408,12 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
   /// NOTE: Do not set the option in .proto files. Always use the maps syntax
   /// instead. The option should only be implicitly set by the proto compiler
   /// parser.
-  public var mapEntry: Bool {
+  public var mapEntry: Swift.Bool {
     get { _mapEntry ?? false }
     set { _mapEntry = newValue }
   }
   /// Whether `mapEntry` was set.
-  public var hasMapEntry: Bool { _mapEntry != nil }
+  public var hasMapEntry: Swift.Bool { _mapEntry != nil }
   /// Returns `mapEntry` to its unset state.
   public mutating func clearMapEntry() { _mapEntry = nil }
 
@@ -3423,10 +3423,10 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _messageSetWireFormat: Bool? = nil
-  fileprivate var _noStandardDescriptorAccessor: Bool? = nil
-  fileprivate var _deprecated: Bool? = nil
-  fileprivate var _mapEntry: Bool? = nil
+  fileprivate var _messageSetWireFormat: Swift.Bool? = nil
+  fileprivate var _noStandardDescriptorAccessor: Swift.Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
+  fileprivate var _mapEntry: Swift.Bool? = nil
 
   public init() {}
 
@@ -3449,7 +3449,7 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _messageSetWireFormat {
       n += 1 + QuadProtobuf.ProtoBool.size(of: v, cache: &cache)
@@ -3576,7 +3576,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
     set { _ctype = newValue }
   }
   /// Whether `ctype` was set.
-  public var hasCtype: Bool { _ctype != nil }
+  public var hasCtype: Swift.Bool { _ctype != nil }
   /// Returns `ctype` to its unset state.
   public mutating func clearCtype() { _ctype = nil }
 
@@ -3585,12 +3585,12 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
   /// writing the tag and type for each element, the entire array is encoded as
   /// a single length-delimited blob. In proto3, only explicit setting it to
   /// false will avoid using packed encoding.
-  public var packed: Bool {
+  public var packed: Swift.Bool {
     get { _packed ?? false }
     set { _packed = newValue }
   }
   /// Whether `packed` was set.
-  public var hasPacked: Bool { _packed != nil }
+  public var hasPacked: Swift.Bool { _packed != nil }
   /// Returns `packed` to its unset state.
   public mutating func clearPacked() { _packed = nil }
 
@@ -3610,7 +3610,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
     set { _jstype = newValue }
   }
   /// Whether `jstype` was set.
-  public var hasJstype: Bool { _jstype != nil }
+  public var hasJstype: Swift.Bool { _jstype != nil }
   /// Returns `jstype` to its unset state.
   public mutating func clearJstype() { _jstype = nil }
 
@@ -3648,24 +3648,24 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
   /// finally parsed upon access.
   ///
   /// TODO(b/211906113):  Enable validation on lazy fields.
-  public var lazy: Bool {
+  public var lazy: Swift.Bool {
     get { _lazy ?? false }
     set { _lazy = newValue }
   }
   /// Whether `lazy` was set.
-  public var hasLazy: Bool { _lazy != nil }
+  public var hasLazy: Swift.Bool { _lazy != nil }
   /// Returns `lazy` to its unset state.
   public mutating func clearLazy() { _lazy = nil }
 
   /// unverified_lazy does no correctness checks on the byte stream. This should
   /// only be used where lazy with verification is prohibitive for performance
   /// reasons.
-  public var unverifiedLazy: Bool {
+  public var unverifiedLazy: Swift.Bool {
     get { _unverifiedLazy ?? false }
     set { _unverifiedLazy = newValue }
   }
   /// Whether `unverifiedLazy` was set.
-  public var hasUnverifiedLazy: Bool { _unverifiedLazy != nil }
+  public var hasUnverifiedLazy: Swift.Bool { _unverifiedLazy != nil }
   /// Returns `unverifiedLazy` to its unset state.
   public mutating func clearUnverifiedLazy() { _unverifiedLazy = nil }
 
@@ -3673,22 +3673,22 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for accessors, or it will be completely ignored; in the very least, this
   /// is a formalization for deprecating fields.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
   /// For Google-internal migration only. Do not use.
-  public var weak: Bool {
+  public var weak: Swift.Bool {
     get { _weak ?? false }
     set { _weak = newValue }
   }
   /// Whether `weak` was set.
-  public var hasWeak: Bool { _weak != nil }
+  public var hasWeak: Swift.Bool { _weak != nil }
   /// Returns `weak` to its unset state.
   public mutating func clearWeak() { _weak = nil }
 
@@ -3698,7 +3698,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  public enum CType: QuadProtobuf.Enum, CaseIterable {
+  public enum CType: QuadProtobuf.Enum, Swift.CaseIterable {
     /// Default mode.
     case string // = 0
     case cord // = 1
@@ -3706,7 +3706,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
 
     public init() { self = .string }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .string
       case 1: self = .cord
@@ -3715,7 +3715,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .string: return 0
       case .cord: return 1
@@ -3723,7 +3723,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .string: return "STRING"
       case .cord: return "CORD"
@@ -3731,7 +3731,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "STRING": self = .string
       case "CORD": self = .cord
@@ -3743,7 +3743,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
     public static let allCases: [Self] = [.string, .cord, .stringPiece]
   }
 
-  public enum JSType: QuadProtobuf.Enum, CaseIterable {
+  public enum JSType: QuadProtobuf.Enum, Swift.CaseIterable {
     /// Use the default type.
     case jsNormal // = 0
     /// Use JavaScript strings.
@@ -3753,7 +3753,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
 
     public init() { self = .jsNormal }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .jsNormal
       case 1: self = .jsString
@@ -3762,7 +3762,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .jsNormal: return 0
       case .jsString: return 1
@@ -3770,7 +3770,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .jsNormal: return "JS_NORMAL"
       case .jsString: return "JS_STRING"
@@ -3778,7 +3778,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "JS_NORMAL": self = .jsNormal
       case "JS_STRING": self = .jsString
@@ -3791,12 +3791,12 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
   }
 
   fileprivate var _ctype: Google_Protobuf_FieldOptions.CType? = nil
-  fileprivate var _packed: Bool? = nil
+  fileprivate var _packed: Swift.Bool? = nil
   fileprivate var _jstype: Google_Protobuf_FieldOptions.JSType? = nil
-  fileprivate var _lazy: Bool? = nil
-  fileprivate var _unverifiedLazy: Bool? = nil
-  fileprivate var _deprecated: Bool? = nil
-  fileprivate var _weak: Bool? = nil
+  fileprivate var _lazy: Swift.Bool? = nil
+  fileprivate var _unverifiedLazy: Swift.Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
+  fileprivate var _weak: Swift.Bool? = nil
 
   public init() {}
 
@@ -3805,7 +3805,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       switch tag {
       case 8:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_FieldOptions.CType(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_FieldOptions.CType(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _ctype = v
         } else {
           unknownFields.appendVarint(fieldNumber: 1, value: raw)
@@ -3814,7 +3814,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
         _packed = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 48:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_FieldOptions.JSType(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_FieldOptions.JSType(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _jstype = v
         } else {
           unknownFields.appendVarint(fieldNumber: 6, value: raw)
@@ -3835,7 +3835,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _ctype {
       n += 1 + QuadProtobuf.ProtoEnum<Google_Protobuf_FieldOptions.CType>.size(of: v, cache: &cache)
@@ -4024,7 +4024,7 @@ public struct Google_Protobuf_OneofOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, uninterpretedOption, tagSize: 2)
     return n
@@ -4076,12 +4076,12 @@ public struct Google_Protobuf_EnumOptions: QuadProtobuf.Message {
 
   /// Set this option to true to allow mapping different tag names to the same
   /// value.
-  public var allowAlias: Bool {
+  public var allowAlias: Swift.Bool {
     get { _allowAlias ?? false }
     set { _allowAlias = newValue }
   }
   /// Whether `allowAlias` was set.
-  public var hasAllowAlias: Bool { _allowAlias != nil }
+  public var hasAllowAlias: Swift.Bool { _allowAlias != nil }
   /// Returns `allowAlias` to its unset state.
   public mutating func clearAllowAlias() { _allowAlias = nil }
 
@@ -4089,12 +4089,12 @@ public struct Google_Protobuf_EnumOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for the enum, or it will be completely ignored; in the very least, this
   /// is a formalization for deprecating enums.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
@@ -4104,8 +4104,8 @@ public struct Google_Protobuf_EnumOptions: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _allowAlias: Bool? = nil
-  fileprivate var _deprecated: Bool? = nil
+  fileprivate var _allowAlias: Swift.Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
 
   public init() {}
 
@@ -4124,7 +4124,7 @@ public struct Google_Protobuf_EnumOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _allowAlias {
       n += 1 + QuadProtobuf.ProtoBool.size(of: v, cache: &cache)
@@ -4212,12 +4212,12 @@ public struct Google_Protobuf_EnumValueOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for the enum value, or it will be completely ignored; in the very least,
   /// this is a formalization for deprecating enum values.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
@@ -4227,7 +4227,7 @@ public struct Google_Protobuf_EnumValueOptions: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _deprecated: Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
 
   public init() {}
 
@@ -4244,7 +4244,7 @@ public struct Google_Protobuf_EnumValueOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _deprecated {
       n += 1 + QuadProtobuf.ProtoBool.size(of: v, cache: &cache)
@@ -4315,12 +4315,12 @@ public struct Google_Protobuf_ServiceOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for the service, or it will be completely ignored; in the very least,
   /// this is a formalization for deprecating services.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
@@ -4330,7 +4330,7 @@ public struct Google_Protobuf_ServiceOptions: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _deprecated: Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
 
   public init() {}
 
@@ -4347,7 +4347,7 @@ public struct Google_Protobuf_ServiceOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _deprecated {
       n += 2 + QuadProtobuf.ProtoBool.size(of: v, cache: &cache)
@@ -4418,12 +4418,12 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
   /// Depending on the target platform, this can emit Deprecated annotations
   /// for the method, or it will be completely ignored; in the very least,
   /// this is a formalization for deprecating methods.
-  public var deprecated: Bool {
+  public var deprecated: Swift.Bool {
     get { _deprecated ?? false }
     set { _deprecated = newValue }
   }
   /// Whether `deprecated` was set.
-  public var hasDeprecated: Bool { _deprecated != nil }
+  public var hasDeprecated: Swift.Bool { _deprecated != nil }
   /// Returns `deprecated` to its unset state.
   public mutating func clearDeprecated() { _deprecated = nil }
 
@@ -4432,7 +4432,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
     set { _idempotencyLevel = newValue }
   }
   /// Whether `idempotencyLevel` was set.
-  public var hasIdempotencyLevel: Bool { _idempotencyLevel != nil }
+  public var hasIdempotencyLevel: Swift.Bool { _idempotencyLevel != nil }
   /// Returns `idempotencyLevel` to its unset state.
   public mutating func clearIdempotencyLevel() { _idempotencyLevel = nil }
 
@@ -4445,7 +4445,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
   /// Is this method side-effect-free (or safe in HTTP parlance), or idempotent,
   /// or neither? HTTP based RPC implementation may choose GET verb for safe
   /// methods, and PUT verb for idempotent methods instead of the default POST.
-  public enum IdempotencyLevel: QuadProtobuf.Enum, CaseIterable {
+  public enum IdempotencyLevel: QuadProtobuf.Enum, Swift.CaseIterable {
     case idempotencyUnknown // = 0
     /// implies idempotent
     case noSideEffects // = 1
@@ -4454,7 +4454,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
 
     public init() { self = .idempotencyUnknown }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .idempotencyUnknown
       case 1: self = .noSideEffects
@@ -4463,7 +4463,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .idempotencyUnknown: return 0
       case .noSideEffects: return 1
@@ -4471,7 +4471,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .idempotencyUnknown: return "IDEMPOTENCY_UNKNOWN"
       case .noSideEffects: return "NO_SIDE_EFFECTS"
@@ -4479,7 +4479,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "IDEMPOTENCY_UNKNOWN": self = .idempotencyUnknown
       case "NO_SIDE_EFFECTS": self = .noSideEffects
@@ -4491,7 +4491,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
     public static let allCases: [Self] = [.idempotencyUnknown, .noSideEffects, .idempotent]
   }
 
-  fileprivate var _deprecated: Bool? = nil
+  fileprivate var _deprecated: Swift.Bool? = nil
   fileprivate var _idempotencyLevel: Google_Protobuf_MethodOptions.IdempotencyLevel? = nil
 
   public init() {}
@@ -4503,7 +4503,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
         _deprecated = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 272:
         let raw = try decoder.readVarint()
-        if let v = Google_Protobuf_MethodOptions.IdempotencyLevel(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = Google_Protobuf_MethodOptions.IdempotencyLevel(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _idempotencyLevel = v
         } else {
           unknownFields.appendVarint(fieldNumber: 34, value: raw)
@@ -4516,7 +4516,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _deprecated {
       n += 2 + QuadProtobuf.ProtoBool.size(of: v, cache: &cache)
@@ -4610,57 +4610,57 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
 
   /// The value of the uninterpreted option, in whatever type the tokenizer
   /// identified it as during parsing. Exactly one of these should be set.
-  public var identifierValue: String {
+  public var identifierValue: Swift.String {
     get { _identifierValue ?? "" }
     set { _identifierValue = newValue }
   }
   /// Whether `identifierValue` was set.
-  public var hasIdentifierValue: Bool { _identifierValue != nil }
+  public var hasIdentifierValue: Swift.Bool { _identifierValue != nil }
   /// Returns `identifierValue` to its unset state.
   public mutating func clearIdentifierValue() { _identifierValue = nil }
 
-  public var positiveIntValue: UInt64 {
+  public var positiveIntValue: Swift.UInt64 {
     get { _positiveIntValue ?? 0 }
     set { _positiveIntValue = newValue }
   }
   /// Whether `positiveIntValue` was set.
-  public var hasPositiveIntValue: Bool { _positiveIntValue != nil }
+  public var hasPositiveIntValue: Swift.Bool { _positiveIntValue != nil }
   /// Returns `positiveIntValue` to its unset state.
   public mutating func clearPositiveIntValue() { _positiveIntValue = nil }
 
-  public var negativeIntValue: Int64 {
+  public var negativeIntValue: Swift.Int64 {
     get { _negativeIntValue ?? 0 }
     set { _negativeIntValue = newValue }
   }
   /// Whether `negativeIntValue` was set.
-  public var hasNegativeIntValue: Bool { _negativeIntValue != nil }
+  public var hasNegativeIntValue: Swift.Bool { _negativeIntValue != nil }
   /// Returns `negativeIntValue` to its unset state.
   public mutating func clearNegativeIntValue() { _negativeIntValue = nil }
 
-  public var doubleValue: Double {
+  public var doubleValue: Swift.Double {
     get { _doubleValue ?? 0 }
     set { _doubleValue = newValue }
   }
   /// Whether `doubleValue` was set.
-  public var hasDoubleValue: Bool { _doubleValue != nil }
+  public var hasDoubleValue: Swift.Bool { _doubleValue != nil }
   /// Returns `doubleValue` to its unset state.
   public mutating func clearDoubleValue() { _doubleValue = nil }
 
-  public var stringValue: [UInt8] {
+  public var stringValue: [Swift.UInt8] {
     get { _stringValue ?? [] }
     set { _stringValue = newValue }
   }
   /// Whether `stringValue` was set.
-  public var hasStringValue: Bool { _stringValue != nil }
+  public var hasStringValue: Swift.Bool { _stringValue != nil }
   /// Returns `stringValue` to its unset state.
   public mutating func clearStringValue() { _stringValue = nil }
 
-  public var aggregateValue: String {
+  public var aggregateValue: Swift.String {
     get { _aggregateValue ?? "" }
     set { _aggregateValue = newValue }
   }
   /// Whether `aggregateValue` was set.
-  public var hasAggregateValue: Bool { _aggregateValue != nil }
+  public var hasAggregateValue: Swift.Bool { _aggregateValue != nil }
   /// Returns `aggregateValue` to its unset state.
   public mutating func clearAggregateValue() { _aggregateValue = nil }
 
@@ -4675,29 +4675,29 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
   public struct NamePart: QuadProtobuf.Message {
     public static let protoMessageName = "google.protobuf.UninterpretedOption.NamePart"
 
-    public var namePart: String {
+    public var namePart: Swift.String {
       get { _namePart ?? "" }
       set { _namePart = newValue }
     }
     /// Whether `namePart` was set.
-    public var hasNamePart: Bool { _namePart != nil }
+    public var hasNamePart: Swift.Bool { _namePart != nil }
     /// Returns `namePart` to its unset state.
     public mutating func clearNamePart() { _namePart = nil }
 
-    public var isExtension: Bool {
+    public var isExtension: Swift.Bool {
       get { _isExtension ?? false }
       set { _isExtension = newValue }
     }
     /// Whether `isExtension` was set.
-    public var hasIsExtension: Bool { _isExtension != nil }
+    public var hasIsExtension: Swift.Bool { _isExtension != nil }
     /// Returns `isExtension` to its unset state.
     public mutating func clearIsExtension() { _isExtension = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _namePart: String? = nil
-    fileprivate var _isExtension: Bool? = nil
+    fileprivate var _namePart: Swift.String? = nil
+    fileprivate var _isExtension: Swift.Bool? = nil
 
     public init() {}
 
@@ -4714,7 +4714,7 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _namePart {
         n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -4774,12 +4774,12 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
 
   }
 
-  fileprivate var _identifierValue: String? = nil
-  fileprivate var _positiveIntValue: UInt64? = nil
-  fileprivate var _negativeIntValue: Int64? = nil
-  fileprivate var _doubleValue: Double? = nil
-  fileprivate var _stringValue: [UInt8]? = nil
-  fileprivate var _aggregateValue: String? = nil
+  fileprivate var _identifierValue: Swift.String? = nil
+  fileprivate var _positiveIntValue: Swift.UInt64? = nil
+  fileprivate var _negativeIntValue: Swift.Int64? = nil
+  fileprivate var _doubleValue: Swift.Double? = nil
+  fileprivate var _stringValue: [Swift.UInt8]? = nil
+  fileprivate var _aggregateValue: Swift.String? = nil
 
   public init() {}
 
@@ -4806,7 +4806,7 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption.NamePart>.self, name, tagSize: 1)
     if let v = _identifierValue {
@@ -5034,14 +5034,14 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
     ///   [ 4, 3, 2, 7 ]
     /// this path refers to the whole field declaration (from the beginning
     /// of the label to the terminating semicolon).
-    public var path: [Int32] = []
+    public var path: [Swift.Int32] = []
 
     /// Always has exactly three or four elements: start line, start column,
     /// end line (optional, otherwise assumed same as start line), end column.
     /// These are packed into a single field for efficiency.  Note that line
     /// and column numbers are zero-based -- typically you will want to add
     /// 1 to each before displaying to a user.
-    public var span: [Int32] = []
+    public var span: [Swift.Int32] = []
 
     /// If this SourceCodeInfo represents a complete declaration, these are any
     /// comments appearing before and after the declaration which appear to be
@@ -5090,31 +5090,31 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
     ///   optional int32 grault = 6;
     ///
     ///   // ignored detached comments.
-    public var leadingComments: String {
+    public var leadingComments: Swift.String {
       get { _leadingComments ?? "" }
       set { _leadingComments = newValue }
     }
     /// Whether `leadingComments` was set.
-    public var hasLeadingComments: Bool { _leadingComments != nil }
+    public var hasLeadingComments: Swift.Bool { _leadingComments != nil }
     /// Returns `leadingComments` to its unset state.
     public mutating func clearLeadingComments() { _leadingComments = nil }
 
-    public var trailingComments: String {
+    public var trailingComments: Swift.String {
       get { _trailingComments ?? "" }
       set { _trailingComments = newValue }
     }
     /// Whether `trailingComments` was set.
-    public var hasTrailingComments: Bool { _trailingComments != nil }
+    public var hasTrailingComments: Swift.Bool { _trailingComments != nil }
     /// Returns `trailingComments` to its unset state.
     public mutating func clearTrailingComments() { _trailingComments = nil }
 
-    public var leadingDetachedComments: [String] = []
+    public var leadingDetachedComments: [Swift.String] = []
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _leadingComments: String? = nil
-    fileprivate var _trailingComments: String? = nil
+    fileprivate var _leadingComments: Swift.String? = nil
+    fileprivate var _trailingComments: Swift.String? = nil
 
     public init() {}
 
@@ -5141,7 +5141,7 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       n += cache.packedSize(QuadProtobuf.ProtoInt32.self, path, tagSize: 1)
       n += cache.packedSize(QuadProtobuf.ProtoInt32.self, span, tagSize: 1)
@@ -5278,7 +5278,7 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_SourceCodeInfo.Location>.self, location, tagSize: 1)
     return n
@@ -5343,47 +5343,47 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
 
     /// Identifies the element in the original source .proto file. This field
     /// is formatted the same as SourceCodeInfo.Location.path.
-    public var path: [Int32] = []
+    public var path: [Swift.Int32] = []
 
     /// Identifies the filesystem path to the original source .proto.
-    public var sourceFile: String {
+    public var sourceFile: Swift.String {
       get { _sourceFile ?? "" }
       set { _sourceFile = newValue }
     }
     /// Whether `sourceFile` was set.
-    public var hasSourceFile: Bool { _sourceFile != nil }
+    public var hasSourceFile: Swift.Bool { _sourceFile != nil }
     /// Returns `sourceFile` to its unset state.
     public mutating func clearSourceFile() { _sourceFile = nil }
 
     /// Identifies the starting offset in bytes in the generated code
     /// that relates to the identified object.
-    public var begin: Int32 {
+    public var begin: Swift.Int32 {
       get { _begin ?? 0 }
       set { _begin = newValue }
     }
     /// Whether `begin` was set.
-    public var hasBegin: Bool { _begin != nil }
+    public var hasBegin: Swift.Bool { _begin != nil }
     /// Returns `begin` to its unset state.
     public mutating func clearBegin() { _begin = nil }
 
     /// Identifies the ending offset in bytes in the generated code that
     /// relates to the identified offset. The end offset should be one past
     /// the last relevant byte (so the length of the text = end - begin).
-    public var end: Int32 {
+    public var end: Swift.Int32 {
       get { _end ?? 0 }
       set { _end = newValue }
     }
     /// Whether `end` was set.
-    public var hasEnd: Bool { _end != nil }
+    public var hasEnd: Swift.Bool { _end != nil }
     /// Returns `end` to its unset state.
     public mutating func clearEnd() { _end = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _sourceFile: String? = nil
-    fileprivate var _begin: Int32? = nil
-    fileprivate var _end: Int32? = nil
+    fileprivate var _sourceFile: Swift.String? = nil
+    fileprivate var _begin: Swift.Int32? = nil
+    fileprivate var _end: Swift.Int32? = nil
 
     public init() {}
 
@@ -5406,7 +5406,7 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       n += cache.packedSize(QuadProtobuf.ProtoInt32.self, path, tagSize: 1)
       if let v = _sourceFile {
@@ -5519,7 +5519,7 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_GeneratedCodeInfo.Annotation>.self, annotation, tagSize: 1)
     return n
@@ -5569,7 +5569,7 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
 /// `google/protobuf/descriptor.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_descriptor_proto {
   public static let name = "google/protobuf/descriptor.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_FileDescriptorSet.self,
     Google_Protobuf_FileDescriptorProto.self,
@@ -5600,7 +5600,7 @@ public enum QuadFile_google_protobuf_descriptor_proto {
     Google_Protobuf_GeneratedCodeInfo.Annotation.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CiBnb29nbGUvcHJvdG9idWYvZGVzY3JpcHRvci5wcm90bxIPZ29vZ2xlLnByb3RvYnVmIk0KEUZpbGVEZXNjcmlwdG9yU2V0EjgK
   BGZpbGUYASADKAsyJC5nb29nbGUucHJvdG9idWYuRmlsZURlc2NyaXB0b3JQcm90b1IEZmlsZSLkBAoTRmlsZURlc2NyaXB0b3JQ
   cm90bxISCgRuYW1lGAEgASgJUgRuYW1lEhgKB3BhY2thZ2UYAiABKAlSB3BhY2thZ2USHgoKZGVwZW5kZW5jeRgDIAMoCVIKZGVw

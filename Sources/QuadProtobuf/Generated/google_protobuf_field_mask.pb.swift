@@ -211,7 +211,7 @@ public struct Google_Protobuf_FieldMask: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.FieldMask"
 
   /// The set of field mask paths.
-  public var paths: [String] = []
+  public var paths: [Swift.String] = []
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -230,7 +230,7 @@ public struct Google_Protobuf_FieldMask: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoString.self, paths, tagSize: 1)
     return n
@@ -253,12 +253,12 @@ public struct Google_Protobuf_FieldMask: QuadProtobuf.Message {
 /// `google/protobuf/field_mask.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_field_mask_proto {
   public static let name = "google/protobuf/field_mask.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_FieldMask.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CiBnb29nbGUvcHJvdG9idWYvZmllbGRfbWFzay5wcm90bxIPZ29vZ2xlLnByb3RvYnVmIiEKCUZpZWxkTWFzaxIUCgVwYXRocxgB
   IAMoCVIFcGF0aHNChQEKE2NvbS5nb29nbGUucHJvdG9idWZCDkZpZWxkTWFza1Byb3RvUAFaMmdvb2dsZS5nb2xhbmcub3JnL3By
   b3RvYnVmL3R5cGVzL2tub3duL2ZpZWxkbWFza3Bi+AEBogIDR1BCqgIeR29vZ2xlLlByb3RvYnVmLldlbGxLbm93blR5cGVzSqE7

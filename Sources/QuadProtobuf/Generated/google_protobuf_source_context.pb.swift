@@ -15,7 +15,7 @@ public struct Google_Protobuf_SourceContext: QuadProtobuf.Message {
 
   /// The path-qualified name of the .proto file that contained the associated
   /// protobuf element.  For example: `"google/protobuf/source_context.proto"`.
-  public var fileName: String = ""
+  public var fileName: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -34,7 +34,7 @@ public struct Google_Protobuf_SourceContext: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.fileName.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.fileName, cache: &cache)
@@ -80,12 +80,12 @@ public struct Google_Protobuf_SourceContext: QuadProtobuf.Message {
 /// `google/protobuf/source_context.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_source_context_proto {
   public static let name = "google/protobuf/source_context.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_SourceContext.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CiRnb29nbGUvcHJvdG9idWYvc291cmNlX2NvbnRleHQucHJvdG8SD2dvb2dsZS5wcm90b2J1ZiIsCg1Tb3VyY2VDb250ZXh0EhsK
   CWZpbGVfbmFtZRgBIAEoCVIIZmlsZU5hbWVCigEKE2NvbS5nb29nbGUucHJvdG9idWZCElNvdXJjZUNvbnRleHRQcm90b1ABWjZn
   b29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi9zb3VyY2Vjb250ZXh0cGKiAgNHUEKqAh5Hb29nbGUuUHJvdG9i

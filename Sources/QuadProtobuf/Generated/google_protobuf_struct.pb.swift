@@ -12,36 +12,36 @@ fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersio
 /// `Value` type union.
 ///
 ///  The JSON representation for `NullValue` is JSON `null`.
-public enum Google_Protobuf_NullValue: QuadProtobuf.Enum, CaseIterable {
+public enum Google_Protobuf_NullValue: QuadProtobuf.Enum, Swift.CaseIterable {
   /// Null value.
   case nullValue // = 0
   /// A number this version of the enum does not name.
-  case UNRECOGNIZED(Int32)
+  case UNRECOGNIZED(Swift.Int32)
 
   public init() { self = .nullValue }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 0: self = .nullValue
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .nullValue: return 0
     case .UNRECOGNIZED(let n): return n
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .nullValue: return "NULL_VALUE"
     case .UNRECOGNIZED: return nil
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "NULL_VALUE": self = .nullValue
     default: return nil
@@ -63,7 +63,7 @@ public struct Google_Protobuf_Struct: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Struct"
 
   /// Unordered map of dynamically typed values.
-  public var fields: [String: Google_Protobuf_Value] = [:]
+  public var fields: [Swift.String: Google_Protobuf_Value] = [:]
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -82,7 +82,7 @@ public struct Google_Protobuf_Struct: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.mapSize(QuadProtobuf.ProtoString.self, QuadProtobuf.ProtoMessage<Google_Protobuf_Value>.self, fields, tagSize: 1)
     return n
@@ -121,7 +121,7 @@ public struct Google_Protobuf_Value: QuadProtobuf.Message {
   }
 
   /// Represents a double value.
-  public var numberValue: Double {
+  public var numberValue: Swift.Double {
     get {
       if case .numberValue(let v)? = kind { return v }
       return 0
@@ -130,7 +130,7 @@ public struct Google_Protobuf_Value: QuadProtobuf.Message {
   }
 
   /// Represents a string value.
-  public var stringValue: String {
+  public var stringValue: Swift.String {
     get {
       if case .stringValue(let v)? = kind { return v }
       return ""
@@ -139,7 +139,7 @@ public struct Google_Protobuf_Value: QuadProtobuf.Message {
   }
 
   /// Represents a boolean value.
-  public var boolValue: Bool {
+  public var boolValue: Swift.Bool {
     get {
       if case .boolValue(let v)? = kind { return v }
       return false
@@ -171,11 +171,11 @@ public struct Google_Protobuf_Value: QuadProtobuf.Message {
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  public enum OneOf_Kind: Hashable, Sendable {
+  public enum OneOf_Kind: Swift.Hashable, Swift.Sendable {
     case nullValue(Google_Protobuf_NullValue)
-    case numberValue(Double)
-    case stringValue(String)
-    case boolValue(Bool)
+    case numberValue(Swift.Double)
+    case stringValue(Swift.String)
+    case boolValue(Swift.Bool)
     case structValue(Google_Protobuf_Struct)
     case listValue(Google_Protobuf_ListValue)
   }
@@ -210,7 +210,7 @@ public struct Google_Protobuf_Value: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if case .nullValue(let v)? = kind {
       n += 1 + QuadProtobuf.ProtoEnum<Google_Protobuf_NullValue>.size(of: v, cache: &cache)
@@ -296,7 +296,7 @@ public struct Google_Protobuf_ListValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Google_Protobuf_Value>.self, values, tagSize: 1)
     return n
@@ -319,14 +319,14 @@ public struct Google_Protobuf_ListValue: QuadProtobuf.Message {
 /// `google/protobuf/struct.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_struct_proto {
   public static let name = "google/protobuf/struct.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Struct.self,
     Google_Protobuf_Value.self,
     Google_Protobuf_ListValue.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Chxnb29nbGUvcHJvdG9idWYvc3RydWN0LnByb3RvEg9nb29nbGUucHJvdG9idWYimAEKBlN0cnVjdBI7CgZmaWVsZHMYASADKAsy
   Iy5nb29nbGUucHJvdG9idWYuU3RydWN0LkZpZWxkc0VudHJ5UgZmaWVsZHMaUQoLRmllbGRzRW50cnkSEAoDa2V5GAEgASgJUgNr
   ZXkSLAoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVSBXZhbHVlOgI4ASKyAgoFVmFsdWUSOwoKbnVsbF92YWx1

@@ -105,13 +105,13 @@ public struct Google_Protobuf_Timestamp: QuadProtobuf.Message {
   /// Represents seconds of UTC time since Unix epoch
   /// 1970-01-01T00:00:00Z. Must be from 0001-01-01T00:00:00Z to
   /// 9999-12-31T23:59:59Z inclusive.
-  public var seconds: Int64 = 0
+  public var seconds: Swift.Int64 = 0
 
   /// Non-negative fractions of a second at nanosecond resolution. Negative
   /// second values with fractions must still have non-negative nanos values
   /// that count forward in time. Must be from 0 to 999,999,999
   /// inclusive.
-  public var nanos: Int32 = 0
+  public var nanos: Swift.Int32 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -132,7 +132,7 @@ public struct Google_Protobuf_Timestamp: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.seconds != 0 {
       n += 1 + QuadProtobuf.ProtoInt64.size(of: self.seconds, cache: &cache)
@@ -167,12 +167,12 @@ public struct Google_Protobuf_Timestamp: QuadProtobuf.Message {
 /// `google/protobuf/timestamp.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_timestamp_proto {
   public static let name = "google/protobuf/timestamp.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Timestamp.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Ch9nb29nbGUvcHJvdG9idWYvdGltZXN0YW1wLnByb3RvEg9nb29nbGUucHJvdG9idWYiOwoJVGltZXN0YW1wEhgKB3NlY29uZHMY
   ASABKANSB3NlY29uZHMSFAoFbmFub3MYAiABKAVSBW5hbm9zQoUBChNjb20uZ29vZ2xlLnByb3RvYnVmQg5UaW1lc3RhbXBQcm90
   b1ABWjJnb29nbGUuZ29sYW5nLm9yZy9wcm90b2J1Zi90eXBlcy9rbm93bi90aW1lc3RhbXBwYvgBAaICA0dQQqoCHkdvb2dsZS5Q

@@ -9,17 +9,17 @@
 fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersion1 {}
 
 /// The syntax in which a protocol buffer element is defined.
-public enum Google_Protobuf_Syntax: QuadProtobuf.Enum, CaseIterable {
+public enum Google_Protobuf_Syntax: QuadProtobuf.Enum, Swift.CaseIterable {
   /// Syntax `proto2`.
   case proto2 // = 0
   /// Syntax `proto3`.
   case proto3 // = 1
   /// A number this version of the enum does not name.
-  case UNRECOGNIZED(Int32)
+  case UNRECOGNIZED(Swift.Int32)
 
   public init() { self = .proto2 }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 0: self = .proto2
     case 1: self = .proto3
@@ -27,7 +27,7 @@ public enum Google_Protobuf_Syntax: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .proto2: return 0
     case .proto3: return 1
@@ -35,7 +35,7 @@ public enum Google_Protobuf_Syntax: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .proto2: return "SYNTAX_PROTO2"
     case .proto3: return "SYNTAX_PROTO3"
@@ -43,7 +43,7 @@ public enum Google_Protobuf_Syntax: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "SYNTAX_PROTO2": self = .proto2
     case "SYNTAX_PROTO3": self = .proto3
@@ -59,13 +59,13 @@ public struct Google_Protobuf_Type: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Type"
 
   /// The fully qualified message name.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// The list of fields.
   public var fields: [Google_Protobuf_Field] = []
 
   /// The list of types appearing in `oneof` definitions in this type.
-  public var oneofs: [String] = []
+  public var oneofs: [Swift.String] = []
 
   /// The protocol buffer options.
   public var options: [Google_Protobuf_Option] = []
@@ -76,7 +76,7 @@ public struct Google_Protobuf_Type: QuadProtobuf.Message {
     set { _sourceContext = newValue }
   }
   /// Whether `sourceContext` was set.
-  public var hasSourceContext: Bool { _sourceContext != nil }
+  public var hasSourceContext: Swift.Bool { _sourceContext != nil }
   /// Returns `sourceContext` to its unset state.
   public mutating func clearSourceContext() { _sourceContext = nil }
 
@@ -112,7 +112,7 @@ public struct Google_Protobuf_Type: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -263,36 +263,36 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
   public var cardinality: Google_Protobuf_Field.Cardinality = Google_Protobuf_Field.Cardinality()
 
   /// The field number.
-  public var number: Int32 = 0
+  public var number: Swift.Int32 = 0
 
   /// The field name.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// The field type URL, without the scheme, for message or enumeration
   /// types. Example: `"type.googleapis.com/google.protobuf.Timestamp"`.
-  public var typeUrl: String = ""
+  public var typeUrl: Swift.String = ""
 
   /// The index of the field type in `Type.oneofs`, for message or enumeration
   /// types. The first type has index 1; zero means the type is not in the list.
-  public var oneofIndex: Int32 = 0
+  public var oneofIndex: Swift.Int32 = 0
 
   /// Whether to use alternative packed wire representation.
-  public var packed: Bool = false
+  public var packed: Swift.Bool = false
 
   /// The protocol buffer options.
   public var options: [Google_Protobuf_Option] = []
 
   /// The field JSON name.
-  public var jsonName: String = ""
+  public var jsonName: Swift.String = ""
 
   /// The string value of the default value of this field. Proto2 syntax only.
-  public var defaultValue: String = ""
+  public var defaultValue: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
   /// Basic field types.
-  public enum Kind: QuadProtobuf.Enum, CaseIterable {
+  public enum Kind: QuadProtobuf.Enum, Swift.CaseIterable {
     /// Field type unknown.
     case typeUnknown // = 0
     /// Field type double.
@@ -332,11 +332,11 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
     /// Field type sint64.
     case typeSint64 // = 18
     /// A number this version of the enum does not name.
-    case UNRECOGNIZED(Int32)
+    case UNRECOGNIZED(Swift.Int32)
 
     public init() { self = .typeUnknown }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .typeUnknown
       case 1: self = .typeDouble
@@ -361,7 +361,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .typeUnknown: return 0
       case .typeDouble: return 1
@@ -386,7 +386,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .typeUnknown: return "TYPE_UNKNOWN"
       case .typeDouble: return "TYPE_DOUBLE"
@@ -411,7 +411,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "TYPE_UNKNOWN": self = .typeUnknown
       case "TYPE_DOUBLE": self = .typeDouble
@@ -440,7 +440,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
   }
 
   /// Whether a field is optional, required, or repeated.
-  public enum Cardinality: QuadProtobuf.Enum, CaseIterable {
+  public enum Cardinality: QuadProtobuf.Enum, Swift.CaseIterable {
     /// For fields with unknown cardinality.
     case unknown // = 0
     /// For optional fields.
@@ -450,11 +450,11 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
     /// For repeated fields.
     case repeated // = 3
     /// A number this version of the enum does not name.
-    case UNRECOGNIZED(Int32)
+    case UNRECOGNIZED(Swift.Int32)
 
     public init() { self = .unknown }
 
-    public init?(rawValue: Int32) {
+    public init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .unknown
       case 1: self = .optional
@@ -464,7 +464,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public var rawValue: Int32 {
+    public var rawValue: Swift.Int32 {
       switch self {
       case .unknown: return 0
       case .optional: return 1
@@ -474,7 +474,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public var protoName: String? {
+    public var protoName: Swift.String? {
       switch self {
       case .unknown: return "CARDINALITY_UNKNOWN"
       case .optional: return "CARDINALITY_OPTIONAL"
@@ -484,7 +484,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       }
     }
 
-    public init?(protoName: String) {
+    public init?(protoName: Swift.String) {
       switch protoName {
       case "CARDINALITY_UNKNOWN": self = .unknown
       case "CARDINALITY_OPTIONAL": self = .optional
@@ -529,7 +529,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.kind.rawValue != 0 {
       n += 1 + QuadProtobuf.ProtoEnum<Google_Protobuf_Field.Kind>.size(of: self.kind, cache: &cache)
@@ -734,7 +734,7 @@ public struct Google_Protobuf_Enum: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Enum"
 
   /// Enum type name.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// Enum value definitions.
   public var enumvalue: [Google_Protobuf_EnumValue] = []
@@ -748,7 +748,7 @@ public struct Google_Protobuf_Enum: QuadProtobuf.Message {
     set { _sourceContext = newValue }
   }
   /// Whether `sourceContext` was set.
-  public var hasSourceContext: Bool { _sourceContext != nil }
+  public var hasSourceContext: Swift.Bool { _sourceContext != nil }
   /// Returns `sourceContext` to its unset state.
   public mutating func clearSourceContext() { _sourceContext = nil }
 
@@ -782,7 +782,7 @@ public struct Google_Protobuf_Enum: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -908,10 +908,10 @@ public struct Google_Protobuf_EnumValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.EnumValue"
 
   /// Enum value name.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// Enum value number.
-  public var number: Int32 = 0
+  public var number: Swift.Int32 = 0
 
   /// Protocol buffer options.
   public var options: [Google_Protobuf_Option] = []
@@ -937,7 +937,7 @@ public struct Google_Protobuf_EnumValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -1027,7 +1027,7 @@ public struct Google_Protobuf_Option: QuadProtobuf.Message {
   /// descriptor.proto), this is the short name. For example, `"map_entry"`.
   /// For custom options, it should be the fully-qualified name. For example,
   /// `"google.api.http"`.
-  public var name: String = ""
+  public var name: Swift.String = ""
 
   /// The option's value packed in an Any message. If the value is a primitive,
   /// the corresponding wrapper type defined in google/protobuf/wrappers.proto
@@ -1038,7 +1038,7 @@ public struct Google_Protobuf_Option: QuadProtobuf.Message {
     set { _value = newValue }
   }
   /// Whether `value` was set.
-  public var hasValue: Bool { _value != nil }
+  public var hasValue: Swift.Bool { _value != nil }
   /// Returns `value` to its unset state.
   public mutating func clearValue() { _value = nil }
 
@@ -1063,7 +1063,7 @@ public struct Google_Protobuf_Option: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.name.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.name, cache: &cache)
@@ -1128,7 +1128,7 @@ public struct Google_Protobuf_Option: QuadProtobuf.Message {
 /// `google/protobuf/type.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_type_proto {
   public static let name = "google/protobuf/type.proto"
-  public static let dependencies: [String] = ["google/protobuf/any.proto", "google/protobuf/source_context.proto"]
+  public static let dependencies: [Swift.String] = ["google/protobuf/any.proto", "google/protobuf/source_context.proto"]
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Type.self,
     Google_Protobuf_Field.self,
@@ -1137,7 +1137,7 @@ public enum QuadFile_google_protobuf_type_proto {
     Google_Protobuf_Option.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Chpnb29nbGUvcHJvdG9idWYvdHlwZS5wcm90bxIPZ29vZ2xlLnByb3RvYnVmGhlnb29nbGUvcHJvdG9idWYvYW55LnByb3RvGiRn
   b29nbGUvcHJvdG9idWYvc291cmNlX2NvbnRleHQucHJvdG8ijQIKBFR5cGUSEgoEbmFtZRgBIAEoCVIEbmFtZRIuCgZmaWVsZHMY
   AiADKAsyFi5nb29nbGUucHJvdG9idWYuRmllbGRSBmZpZWxkcxIWCgZvbmVvZnMYAyADKAlSBm9uZW9mcxIxCgdvcHRpb25zGAQg

@@ -15,7 +15,7 @@ public struct Google_Protobuf_DoubleValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.DoubleValue"
 
   /// The double value.
-  public var value: Double = 0
+  public var value: Swift.Double = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -34,7 +34,7 @@ public struct Google_Protobuf_DoubleValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value.bitPattern != 0 {
       n += 1 + QuadProtobuf.ProtoDouble.size(of: self.value, cache: &cache)
@@ -66,7 +66,7 @@ public struct Google_Protobuf_FloatValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.FloatValue"
 
   /// The float value.
-  public var value: Float = 0
+  public var value: Swift.Float = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -85,7 +85,7 @@ public struct Google_Protobuf_FloatValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value.bitPattern != 0 {
       n += 1 + QuadProtobuf.ProtoFloat.size(of: self.value, cache: &cache)
@@ -117,7 +117,7 @@ public struct Google_Protobuf_Int64Value: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Int64Value"
 
   /// The int64 value.
-  public var value: Int64 = 0
+  public var value: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -136,7 +136,7 @@ public struct Google_Protobuf_Int64Value: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value != 0 {
       n += 1 + QuadProtobuf.ProtoInt64.size(of: self.value, cache: &cache)
@@ -168,7 +168,7 @@ public struct Google_Protobuf_UInt64Value: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.UInt64Value"
 
   /// The uint64 value.
-  public var value: UInt64 = 0
+  public var value: Swift.UInt64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -187,7 +187,7 @@ public struct Google_Protobuf_UInt64Value: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value != 0 {
       n += 1 + QuadProtobuf.ProtoUInt64.size(of: self.value, cache: &cache)
@@ -219,7 +219,7 @@ public struct Google_Protobuf_Int32Value: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.Int32Value"
 
   /// The int32 value.
-  public var value: Int32 = 0
+  public var value: Swift.Int32 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -238,7 +238,7 @@ public struct Google_Protobuf_Int32Value: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value != 0 {
       n += 1 + QuadProtobuf.ProtoInt32.size(of: self.value, cache: &cache)
@@ -270,7 +270,7 @@ public struct Google_Protobuf_UInt32Value: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.UInt32Value"
 
   /// The uint32 value.
-  public var value: UInt32 = 0
+  public var value: Swift.UInt32 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -289,7 +289,7 @@ public struct Google_Protobuf_UInt32Value: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value != 0 {
       n += 1 + QuadProtobuf.ProtoUInt32.size(of: self.value, cache: &cache)
@@ -321,7 +321,7 @@ public struct Google_Protobuf_BoolValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.BoolValue"
 
   /// The bool value.
-  public var value: Bool = false
+  public var value: Swift.Bool = false
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -340,7 +340,7 @@ public struct Google_Protobuf_BoolValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.value {
       n += 1 + QuadProtobuf.ProtoBool.size(of: self.value, cache: &cache)
@@ -372,7 +372,7 @@ public struct Google_Protobuf_StringValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.StringValue"
 
   /// The string value.
-  public var value: String = ""
+  public var value: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -391,7 +391,7 @@ public struct Google_Protobuf_StringValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.value.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.value, cache: &cache)
@@ -423,7 +423,7 @@ public struct Google_Protobuf_BytesValue: QuadProtobuf.Message {
   public static let protoMessageName = "google.protobuf.BytesValue"
 
   /// The bytes value.
-  public var value: [UInt8] = []
+  public var value: [Swift.UInt8] = []
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -442,7 +442,7 @@ public struct Google_Protobuf_BytesValue: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.value.isEmpty {
       n += 1 + QuadProtobuf.ProtoBytes.size(of: self.value, cache: &cache)
@@ -470,7 +470,7 @@ public struct Google_Protobuf_BytesValue: QuadProtobuf.Message {
 /// `google/protobuf/wrappers.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_google_protobuf_wrappers_proto {
   public static let name = "google/protobuf/wrappers.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_DoubleValue.self,
     Google_Protobuf_FloatValue.self,
@@ -483,7 +483,7 @@ public enum QuadFile_google_protobuf_wrappers_proto {
     Google_Protobuf_BytesValue.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Ch5nb29nbGUvcHJvdG9idWYvd3JhcHBlcnMucHJvdG8SD2dvb2dsZS5wcm90b2J1ZiIjCgtEb3VibGVWYWx1ZRIUCgV2YWx1ZRgB
   IAEoAVIFdmFsdWUiIgoKRmxvYXRWYWx1ZRIUCgV2YWx1ZRgBIAEoAlIFdmFsdWUiIgoKSW50NjRWYWx1ZRIUCgV2YWx1ZRgBIAEo
   A1IFdmFsdWUiIwoLVUludDY0VmFsdWUSFAoFdmFsdWUYASABKARSBXZhbHVlIiIKCkludDMyVmFsdWUSFAoFdmFsdWUYASABKAVS

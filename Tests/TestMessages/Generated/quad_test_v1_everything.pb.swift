@@ -10,18 +10,18 @@ public import QuadProtobuf
 fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersion1 {}
 
 /// An open enum: unknown numbers are kept.
-public enum Quad_Test_V1_Color: QuadProtobuf.Enum, CaseIterable {
+public enum Quad_Test_V1_Color: QuadProtobuf.Enum, Swift.CaseIterable {
   case unspecified // = 0
   case red // = 1
   case green // = 2
   /// A negative number is encoded as a 10-byte varint.
   case negative // = -3
   /// A number this version of the enum does not name.
-  case UNRECOGNIZED(Int32)
+  case UNRECOGNIZED(Swift.Int32)
 
   public init() { self = .unspecified }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 0: self = .unspecified
     case 1: self = .red
@@ -31,7 +31,7 @@ public enum Quad_Test_V1_Color: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .unspecified: return 0
     case .red: return 1
@@ -41,7 +41,7 @@ public enum Quad_Test_V1_Color: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .unspecified: return "COLOR_UNSPECIFIED"
     case .red: return "COLOR_RED"
@@ -51,7 +51,7 @@ public enum Quad_Test_V1_Color: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "COLOR_UNSPECIFIED": self = .unspecified
     case "COLOR_RED": self = .red
@@ -68,87 +68,87 @@ public enum Quad_Test_V1_Color: QuadProtobuf.Enum, CaseIterable {
 public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
   public static let protoMessageName = "quad.test.v1.Everything"
 
-  public var fDouble: Double = 0
+  public var fDouble: Swift.Double = 0
 
-  public var fFloat: Float = 0
+  public var fFloat: Swift.Float = 0
 
-  public var fInt32: Int32 = 0
+  public var fInt32: Swift.Int32 = 0
 
-  public var fInt64: Int64 = 0
+  public var fInt64: Swift.Int64 = 0
 
-  public var fUint32: UInt32 = 0
+  public var fUint32: Swift.UInt32 = 0
 
-  public var fUint64: UInt64 = 0
+  public var fUint64: Swift.UInt64 = 0
 
-  public var fSint32: Int32 = 0
+  public var fSint32: Swift.Int32 = 0
 
-  public var fSint64: Int64 = 0
+  public var fSint64: Swift.Int64 = 0
 
-  public var fFixed32: UInt32 = 0
+  public var fFixed32: Swift.UInt32 = 0
 
-  public var fFixed64: UInt64 = 0
+  public var fFixed64: Swift.UInt64 = 0
 
-  public var fSfixed32: Int32 = 0
+  public var fSfixed32: Swift.Int32 = 0
 
-  public var fSfixed64: Int64 = 0
+  public var fSfixed64: Swift.Int64 = 0
 
-  public var fBool: Bool = false
+  public var fBool: Swift.Bool = false
 
   /// trailing comment
-  public var fString: String = ""
+  public var fString: Swift.String = ""
 
-  public var fBytes: [UInt8] = []
+  public var fBytes: [Swift.UInt8] = []
 
   public var fNested: Quad_Test_V1_Everything.Nested {
     get { _fNested ?? Quad_Test_V1_Everything.Nested() }
     set { _fNested = newValue }
   }
   /// Whether `fNested` was set.
-  public var hasFNested: Bool { _fNested != nil }
+  public var hasFNested: Swift.Bool { _fNested != nil }
   /// Returns `fNested` to its unset state.
   public mutating func clearFNested() { _fNested = nil }
 
   public var fEnum: Quad_Test_V1_Color = Quad_Test_V1_Color()
 
-  public var rDouble: [Double] = []
+  public var rDouble: [Swift.Double] = []
 
-  public var rFloat: [Float] = []
+  public var rFloat: [Swift.Float] = []
 
-  public var rInt32: [Int32] = []
+  public var rInt32: [Swift.Int32] = []
 
-  public var rInt64: [Int64] = []
+  public var rInt64: [Swift.Int64] = []
 
-  public var rUint32: [UInt32] = []
+  public var rUint32: [Swift.UInt32] = []
 
-  public var rUint64: [UInt64] = []
+  public var rUint64: [Swift.UInt64] = []
 
-  public var rSint32: [Int32] = []
+  public var rSint32: [Swift.Int32] = []
 
-  public var rSint64: [Int64] = []
+  public var rSint64: [Swift.Int64] = []
 
-  public var rFixed32: [UInt32] = []
+  public var rFixed32: [Swift.UInt32] = []
 
-  public var rFixed64: [UInt64] = []
+  public var rFixed64: [Swift.UInt64] = []
 
-  public var rSfixed32: [Int32] = []
+  public var rSfixed32: [Swift.Int32] = []
 
-  public var rSfixed64: [Int64] = []
+  public var rSfixed64: [Swift.Int64] = []
 
-  public var rBool: [Bool] = []
+  public var rBool: [Swift.Bool] = []
 
   public var rEnum: [Quad_Test_V1_Color] = []
 
-  public var rString: [String] = []
+  public var rString: [Swift.String] = []
 
-  public var rBytes: [[UInt8]] = []
+  public var rBytes: [[Swift.UInt8]] = []
 
   public var rNested: [Quad_Test_V1_Everything.Nested] = []
 
-  public var rInt32Unpacked: [Int32] = []
+  public var rInt32Unpacked: [Swift.Int32] = []
 
-  public var rSint64Unpacked: [Int64] = []
+  public var rSint64Unpacked: [Swift.Int64] = []
 
-  public var oString: String {
+  public var oString: Swift.String {
     get {
       if case .oString(let v)? = choice { return v }
       return ""
@@ -156,7 +156,7 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
     set { choice = .oString(newValue) }
   }
 
-  public var oInt64: Int64 {
+  public var oInt64: Swift.Int64 {
     get {
       if case .oInt64(let v)? = choice { return v }
       return 0
@@ -172,7 +172,7 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
     set { choice = .oNested(newValue) }
   }
 
-  public var oBytes: [UInt8] {
+  public var oBytes: [Swift.UInt8] {
     get {
       if case .oBytes(let v)? = choice { return v }
       return []
@@ -188,19 +188,19 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
     set { choice = .oEnum(newValue) }
   }
 
-  public var mInt32String: [Int32: String] = [:]
+  public var mInt32String: [Swift.Int32: Swift.String] = [:]
 
-  public var mStringNested: [String: Quad_Test_V1_Everything.Nested] = [:]
+  public var mStringNested: [Swift.String: Quad_Test_V1_Everything.Nested] = [:]
 
-  public var mBoolBytes: [Bool: [UInt8]] = [:]
+  public var mBoolBytes: [Swift.Bool: [Swift.UInt8]] = [:]
 
-  public var mUint64Enum: [UInt64: Quad_Test_V1_Color] = [:]
+  public var mUint64Enum: [Swift.UInt64: Quad_Test_V1_Color] = [:]
 
-  public var mSint64Double: [Int64: Double] = [:]
+  public var mSint64Double: [Swift.Int64: Swift.Double] = [:]
 
-  public var mFixed32Float: [UInt32: Float] = [:]
+  public var mFixed32Float: [Swift.UInt32: Swift.Float] = [:]
 
-  public var mStringString: [String: String] = [:]
+  public var mStringString: [Swift.String: Swift.String] = [:]
 
   /// The message inside itself (stored on the heap).
   public var self_p: Quad_Test_V1_Everything {
@@ -208,26 +208,26 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
     set { _self_p = QuadProtobuf.Indirect(newValue) }
   }
   /// Whether `self_p` was set.
-  public var hasSelf_p: Bool { _self_p != nil }
+  public var hasSelf_p: Swift.Bool { _self_p != nil }
   /// Returns `self_p` to its unset state.
   public mutating func clearSelf_p() { _self_p = nil }
 
   /// A field whose Swift name is a keyword.
-  public var `default`: Int32 = 0
+  public var `default`: Swift.Int32 = 0
 
   /// A field whose name clashes with a generated member.
-  public var unknownFields_p: String = ""
+  public var unknownFields_p: Swift.String = ""
 
   public var choice: OneOf_Choice? = nil
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  public enum OneOf_Choice: Hashable, Sendable {
-    case oString(String)
-    case oInt64(Int64)
+  public enum OneOf_Choice: Swift.Hashable, Swift.Sendable {
+    case oString(Swift.String)
+    case oInt64(Swift.Int64)
     case oNested(Quad_Test_V1_Everything.Nested)
-    case oBytes([UInt8])
+    case oBytes([Swift.UInt8])
     case oEnum(Quad_Test_V1_Color)
   }
 
@@ -235,16 +235,16 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
   public struct Nested: QuadProtobuf.Message {
     public static let protoMessageName = "quad.test.v1.Everything.Nested"
 
-    public var a: Int32 = 0
+    public var a: Swift.Int32 = 0
 
-    public var b: String = ""
+    public var b: Swift.String = ""
 
     public var child: Quad_Test_V1_Everything.Nested {
       get { _child?.value ?? Quad_Test_V1_Everything.Nested() }
       set { _child = QuadProtobuf.Indirect(newValue) }
     }
     /// Whether `child` was set.
-    public var hasChild: Bool { _child != nil }
+    public var hasChild: Swift.Bool { _child != nil }
     /// Returns `child` to its unset state.
     public mutating func clearChild() { _child = nil }
 
@@ -276,7 +276,7 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if self.a != 0 {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: self.a, cache: &cache)
@@ -530,7 +530,7 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.fDouble.bitPattern != 0 {
       n += 1 + QuadProtobuf.ProtoDouble.size(of: self.fDouble, cache: &cache)
@@ -1527,13 +1527,13 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
 /// `quad/test/v1/everything.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_quad_test_v1_everything_proto {
   public static let name = "quad/test/v1/everything.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Quad_Test_V1_Everything.self,
     Quad_Test_V1_Everything.Nested.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   Ch1xdWFkL3Rlc3QvdjEvZXZlcnl0aGluZy5wcm90bxIMcXVhZC50ZXN0LnYxIvYUCgpFdmVyeXRoaW5nEhkKCGZfZG91YmxlGAEg
   ASgBUgdmRG91YmxlEhcKB2ZfZmxvYXQYAiABKAJSBmZGbG9hdBIXCgdmX2ludDMyGAMgASgFUgZmSW50MzISFwoHZl9pbnQ2NBgE
   IAEoA1IGZkludDY0EhkKCGZfdWludDMyGAUgASgNUgdmVWludDMyEhkKCGZfdWludDY0GAYgASgEUgdmVWludDY0EhkKCGZfc2lu

@@ -10,14 +10,14 @@ public import QuadProtobuf
 fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersion1 {}
 
 /// A closed enum: unknown numbers go to unknown fields.
-public enum QTSize: QuadProtobuf.Enum, CaseIterable {
+public enum QTSize: QuadProtobuf.Enum, Swift.CaseIterable {
   case small // = 1
   case large // = 2
   case huge // = 3
 
   public init() { self = .small }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 1: self = .small
     case 2: self = .large
@@ -26,7 +26,7 @@ public enum QTSize: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .small: return 1
     case .large: return 2
@@ -34,7 +34,7 @@ public enum QTSize: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .small: return "SIZE_SMALL"
     case .large: return "SIZE_LARGE"
@@ -42,7 +42,7 @@ public enum QTSize: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "SIZE_SMALL": self = .small
     case "SIZE_LARGE": self = .large
@@ -57,21 +57,21 @@ public enum QTSize: QuadProtobuf.Enum, CaseIterable {
 public struct QTLegacy: QuadProtobuf.Message {
   public static let protoMessageName = "quad.test.v1.Legacy"
 
-  public var count: Int32 {
+  public var count: Swift.Int32 {
     get { _count ?? 42 }
     set { _count = newValue }
   }
   /// Whether `count` was set.
-  public var hasCount: Bool { _count != nil }
+  public var hasCount: Swift.Bool { _count != nil }
   /// Returns `count` to its unset state.
   public mutating func clearCount() { _count = nil }
 
-  public var name: String {
+  public var name: Swift.String {
     get { _name ?? "quad \"quoted\"\n" }
     set { _name = newValue }
   }
   /// Whether `name` was set.
-  public var hasName: Bool { _name != nil }
+  public var hasName: Swift.Bool { _name != nil }
   /// Returns `name` to its unset state.
   public mutating func clearName() { _name = nil }
 
@@ -80,49 +80,49 @@ public struct QTLegacy: QuadProtobuf.Message {
     set { _size = newValue }
   }
   /// Whether `size` was set.
-  public var hasSize: Bool { _size != nil }
+  public var hasSize: Swift.Bool { _size != nil }
   /// Returns `size` to its unset state.
   public mutating func clearSize() { _size = nil }
 
-  public var ratio: Double {
-    get { _ratio ?? -Double.infinity }
+  public var ratio: Swift.Double {
+    get { _ratio ?? -Swift.Double.infinity }
     set { _ratio = newValue }
   }
   /// Whether `ratio` was set.
-  public var hasRatio: Bool { _ratio != nil }
+  public var hasRatio: Swift.Bool { _ratio != nil }
   /// Returns `ratio` to its unset state.
   public mutating func clearRatio() { _ratio = nil }
 
-  public var blob: [UInt8] {
+  public var blob: [Swift.UInt8] {
     get { _blob ?? [1, 2, 255] }
     set { _blob = newValue }
   }
   /// Whether `blob` was set.
-  public var hasBlob: Bool { _blob != nil }
+  public var hasBlob: Swift.Bool { _blob != nil }
   /// Returns `blob` to its unset state.
   public mutating func clearBlob() { _blob = nil }
 
-  public var flag: Bool {
+  public var flag: Swift.Bool {
     get { _flag ?? true }
     set { _flag = newValue }
   }
   /// Whether `flag` was set.
-  public var hasFlag: Bool { _flag != nil }
+  public var hasFlag: Swift.Bool { _flag != nil }
   /// Returns `flag` to its unset state.
   public mutating func clearFlag() { _flag = nil }
 
-  public var id: Int64 {
+  public var id: Swift.Int64 {
     get { _id ?? 0 }
     set { _id = newValue }
   }
   /// Whether `id` was set.
-  public var hasId: Bool { _id != nil }
+  public var hasId: Swift.Bool { _id != nil }
   /// Returns `id` to its unset state.
   public mutating func clearId() { _id = nil }
 
   public var sizes: [QTSize] = []
 
-  public var packedInts: [Int32] = []
+  public var packedInts: [Swift.Int32] = []
 
   public var packedSizes: [QTSize] = []
 
@@ -131,7 +131,7 @@ public struct QTLegacy: QuadProtobuf.Message {
     set { _item = newValue }
   }
   /// Whether `item` was set.
-  public var hasItem: Bool { _item != nil }
+  public var hasItem: Swift.Bool { _item != nil }
   /// Returns `item` to its unset state.
   public mutating func clearItem() { _item = nil }
 
@@ -142,7 +142,7 @@ public struct QTLegacy: QuadProtobuf.Message {
     set { _inner = newValue }
   }
   /// Whether `inner` was set.
-  public var hasInner: Bool { _inner != nil }
+  public var hasInner: Swift.Bool { _inner != nil }
   /// Returns `inner` to its unset state.
   public mutating func clearInner() { _inner = nil }
 
@@ -152,29 +152,29 @@ public struct QTLegacy: QuadProtobuf.Message {
   public struct Item: QuadProtobuf.Message {
     public static let protoMessageName = "quad.test.v1.Legacy.Item"
 
-    public var value: Int32 {
+    public var value: Swift.Int32 {
       get { _value ?? 0 }
       set { _value = newValue }
     }
     /// Whether `value` was set.
-    public var hasValue: Bool { _value != nil }
+    public var hasValue: Swift.Bool { _value != nil }
     /// Returns `value` to its unset state.
     public mutating func clearValue() { _value = nil }
 
-    public var label: String {
+    public var label: Swift.String {
       get { _label ?? "" }
       set { _label = newValue }
     }
     /// Whether `label` was set.
-    public var hasLabel: Bool { _label != nil }
+    public var hasLabel: Swift.Bool { _label != nil }
     /// Returns `label` to its unset state.
     public mutating func clearLabel() { _label = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _value: Int32? = nil
-    fileprivate var _label: String? = nil
+    fileprivate var _value: Swift.Int32? = nil
+    fileprivate var _label: Swift.String? = nil
 
     public init() {}
 
@@ -191,7 +191,7 @@ public struct QTLegacy: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _value {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -254,19 +254,19 @@ public struct QTLegacy: QuadProtobuf.Message {
   public struct Entry: QuadProtobuf.Message {
     public static let protoMessageName = "quad.test.v1.Legacy.Entry"
 
-    public var key: Int32 {
+    public var key: Swift.Int32 {
       get { _key ?? 0 }
       set { _key = newValue }
     }
     /// Whether `key` was set.
-    public var hasKey: Bool { _key != nil }
+    public var hasKey: Swift.Bool { _key != nil }
     /// Returns `key` to its unset state.
     public mutating func clearKey() { _key = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _key: Int32? = nil
+    fileprivate var _key: Swift.Int32? = nil
 
     public init() {}
 
@@ -281,7 +281,7 @@ public struct QTLegacy: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _key {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -328,19 +328,19 @@ public struct QTLegacy: QuadProtobuf.Message {
   public struct Inner: QuadProtobuf.Message {
     public static let protoMessageName = "quad.test.v1.Legacy.Inner"
 
-    public var f: Float {
+    public var f: Swift.Float {
       get { _f ?? 1.5 }
       set { _f = newValue }
     }
     /// Whether `f` was set.
-    public var hasF: Bool { _f != nil }
+    public var hasF: Swift.Bool { _f != nil }
     /// Returns `f` to its unset state.
     public mutating func clearF() { _f = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     public var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _f: Float? = nil
+    fileprivate var _f: Swift.Float? = nil
 
     public init() {}
 
@@ -355,7 +355,7 @@ public struct QTLegacy: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _f {
         n += 1 + QuadProtobuf.ProtoFloat.size(of: v, cache: &cache)
@@ -398,13 +398,13 @@ public struct QTLegacy: QuadProtobuf.Message {
 
   }
 
-  fileprivate var _count: Int32? = nil
-  fileprivate var _name: String? = nil
+  fileprivate var _count: Swift.Int32? = nil
+  fileprivate var _name: Swift.String? = nil
   fileprivate var _size: QTSize? = nil
-  fileprivate var _ratio: Double? = nil
-  fileprivate var _blob: [UInt8]? = nil
-  fileprivate var _flag: Bool? = nil
-  fileprivate var _id: Int64? = nil
+  fileprivate var _ratio: Swift.Double? = nil
+  fileprivate var _blob: [Swift.UInt8]? = nil
+  fileprivate var _flag: Swift.Bool? = nil
+  fileprivate var _id: Swift.Int64? = nil
   fileprivate var _item: QTLegacy.Item? = nil
   fileprivate var _inner: QTLegacy.Inner? = nil
 
@@ -419,7 +419,7 @@ public struct QTLegacy: QuadProtobuf.Message {
         _name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 24:
         let raw = try decoder.readVarint()
-        if let v = QTSize(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = QTSize(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           _size = v
         } else {
           unknownFields.appendVarint(fieldNumber: 3, value: raw)
@@ -434,7 +434,7 @@ public struct QTLegacy: QuadProtobuf.Message {
         _id = try QuadProtobuf.ProtoInt64.read(from: &decoder)
       case 64:
         let raw = try decoder.readVarint()
-        if let v = QTSize(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = QTSize(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           sizes.append(v)
         } else {
           unknownFields.appendVarint(fieldNumber: 8, value: raw)
@@ -447,7 +447,7 @@ public struct QTLegacy: QuadProtobuf.Message {
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &packedInts)
       case 80:
         let raw = try decoder.readVarint()
-        if let v = QTSize(rawValue: Int32(truncatingIfNeeded: raw)) {
+        if let v = QTSize(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {
           packedSizes.append(v)
         } else {
           unknownFields.appendVarint(fieldNumber: 10, value: raw)
@@ -470,7 +470,7 @@ public struct QTLegacy: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _count {
       n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -750,7 +750,7 @@ public let QTExtensions_note = QuadProtobuf.Extension<QTLegacy, QuadProtobuf.Pro
 /// `quad/test/v1/legacy.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_quad_test_v1_legacy_proto {
   public static let name = "quad/test/v1/legacy.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     QTLegacy.self,
     QTLegacy.Item.self,
@@ -758,7 +758,7 @@ public enum QuadFile_quad_test_v1_legacy_proto {
     QTLegacy.Inner.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   ChlxdWFkL3Rlc3QvdjEvbGVnYWN5LnByb3RvEgxxdWFkLnRlc3QudjEi8QQKBkxlZ2FjeRIYCgVjb3VudBgBIAEoBToCNDJSBWNv
   dW50EiIKBG5hbWUYAiABKAk6DnF1YWQgInF1b3RlZCIKUgRuYW1lEjIKBHNpemUYAyABKA4yEi5xdWFkLnRlc3QudjEuU2l6ZToK
   U0laRV9MQVJHRVIEc2l6ZRIaCgVyYXRpbxgEIAEoAToELWluZlIFcmF0aW8SIAoEYmxvYhgFIAEoDDoMXDAwMVwwMDJcMzc3UgRi

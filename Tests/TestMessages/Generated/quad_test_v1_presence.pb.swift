@@ -13,30 +13,30 @@ fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersio
 public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
   public static let protoMessageName = "quad.test.v1.Presence"
 
-  public var oInt32: Int32 {
+  public var oInt32: Swift.Int32 {
     get { _oInt32 ?? 0 }
     set { _oInt32 = newValue }
   }
   /// Whether `oInt32` was set.
-  public var hasOInt32: Bool { _oInt32 != nil }
+  public var hasOInt32: Swift.Bool { _oInt32 != nil }
   /// Returns `oInt32` to its unset state.
   public mutating func clearOInt32() { _oInt32 = nil }
 
-  public var oString: String {
+  public var oString: Swift.String {
     get { _oString ?? "" }
     set { _oString = newValue }
   }
   /// Whether `oString` was set.
-  public var hasOString: Bool { _oString != nil }
+  public var hasOString: Swift.Bool { _oString != nil }
   /// Returns `oString` to its unset state.
   public mutating func clearOString() { _oString = nil }
 
-  public var oDouble: Double {
+  public var oDouble: Swift.Double {
     get { _oDouble ?? 0 }
     set { _oDouble = newValue }
   }
   /// Whether `oDouble` was set.
-  public var hasODouble: Bool { _oDouble != nil }
+  public var hasODouble: Swift.Bool { _oDouble != nil }
   /// Returns `oDouble` to its unset state.
   public mutating func clearODouble() { _oDouble = nil }
 
@@ -45,34 +45,34 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _oEnum = newValue }
   }
   /// Whether `oEnum` was set.
-  public var hasOEnum: Bool { _oEnum != nil }
+  public var hasOEnum: Swift.Bool { _oEnum != nil }
   /// Returns `oEnum` to its unset state.
   public mutating func clearOEnum() { _oEnum = nil }
 
-  public var oBytes: [UInt8] {
+  public var oBytes: [Swift.UInt8] {
     get { _oBytes ?? [] }
     set { _oBytes = newValue }
   }
   /// Whether `oBytes` was set.
-  public var hasOBytes: Bool { _oBytes != nil }
+  public var hasOBytes: Swift.Bool { _oBytes != nil }
   /// Returns `oBytes` to its unset state.
   public mutating func clearOBytes() { _oBytes = nil }
 
-  public var oBool: Bool {
+  public var oBool: Swift.Bool {
     get { _oBool ?? false }
     set { _oBool = newValue }
   }
   /// Whether `oBool` was set.
-  public var hasOBool: Bool { _oBool != nil }
+  public var hasOBool: Swift.Bool { _oBool != nil }
   /// Returns `oBool` to its unset state.
   public mutating func clearOBool() { _oBool = nil }
 
-  public var oUint64: UInt64 {
+  public var oUint64: Swift.UInt64 {
     get { _oUint64 ?? 0 }
     set { _oUint64 = newValue }
   }
   /// Whether `oUint64` was set.
-  public var hasOUint64: Bool { _oUint64 != nil }
+  public var hasOUint64: Swift.Bool { _oUint64 != nil }
   /// Returns `oUint64` to its unset state.
   public mutating func clearOUint64() { _oUint64 = nil }
 
@@ -81,7 +81,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _timestamp = newValue }
   }
   /// Whether `timestamp` was set.
-  public var hasTimestamp: Bool { _timestamp != nil }
+  public var hasTimestamp: Swift.Bool { _timestamp != nil }
   /// Returns `timestamp` to its unset state.
   public mutating func clearTimestamp() { _timestamp = nil }
 
@@ -90,7 +90,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _duration = newValue }
   }
   /// Whether `duration` was set.
-  public var hasDuration: Bool { _duration != nil }
+  public var hasDuration: Swift.Bool { _duration != nil }
   /// Returns `duration` to its unset state.
   public mutating func clearDuration() { _duration = nil }
 
@@ -99,7 +99,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _int32Value = newValue }
   }
   /// Whether `int32Value` was set.
-  public var hasInt32Value: Bool { _int32Value != nil }
+  public var hasInt32Value: Swift.Bool { _int32Value != nil }
   /// Returns `int32Value` to its unset state.
   public mutating func clearInt32Value() { _int32Value = nil }
 
@@ -108,7 +108,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _int64Value = newValue }
   }
   /// Whether `int64Value` was set.
-  public var hasInt64Value: Bool { _int64Value != nil }
+  public var hasInt64Value: Swift.Bool { _int64Value != nil }
   /// Returns `int64Value` to its unset state.
   public mutating func clearInt64Value() { _int64Value = nil }
 
@@ -117,7 +117,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _uint32Value = newValue }
   }
   /// Whether `uint32Value` was set.
-  public var hasUint32Value: Bool { _uint32Value != nil }
+  public var hasUint32Value: Swift.Bool { _uint32Value != nil }
   /// Returns `uint32Value` to its unset state.
   public mutating func clearUint32Value() { _uint32Value = nil }
 
@@ -126,7 +126,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _uint64Value = newValue }
   }
   /// Whether `uint64Value` was set.
-  public var hasUint64Value: Bool { _uint64Value != nil }
+  public var hasUint64Value: Swift.Bool { _uint64Value != nil }
   /// Returns `uint64Value` to its unset state.
   public mutating func clearUint64Value() { _uint64Value = nil }
 
@@ -135,7 +135,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _doubleValue = newValue }
   }
   /// Whether `doubleValue` was set.
-  public var hasDoubleValue: Bool { _doubleValue != nil }
+  public var hasDoubleValue: Swift.Bool { _doubleValue != nil }
   /// Returns `doubleValue` to its unset state.
   public mutating func clearDoubleValue() { _doubleValue = nil }
 
@@ -144,7 +144,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _floatValue = newValue }
   }
   /// Whether `floatValue` was set.
-  public var hasFloatValue: Bool { _floatValue != nil }
+  public var hasFloatValue: Swift.Bool { _floatValue != nil }
   /// Returns `floatValue` to its unset state.
   public mutating func clearFloatValue() { _floatValue = nil }
 
@@ -153,7 +153,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _boolValue = newValue }
   }
   /// Whether `boolValue` was set.
-  public var hasBoolValue: Bool { _boolValue != nil }
+  public var hasBoolValue: Swift.Bool { _boolValue != nil }
   /// Returns `boolValue` to its unset state.
   public mutating func clearBoolValue() { _boolValue = nil }
 
@@ -162,7 +162,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _stringValue = newValue }
   }
   /// Whether `stringValue` was set.
-  public var hasStringValue: Bool { _stringValue != nil }
+  public var hasStringValue: Swift.Bool { _stringValue != nil }
   /// Returns `stringValue` to its unset state.
   public mutating func clearStringValue() { _stringValue = nil }
 
@@ -171,7 +171,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _bytesValue = newValue }
   }
   /// Whether `bytesValue` was set.
-  public var hasBytesValue: Bool { _bytesValue != nil }
+  public var hasBytesValue: Swift.Bool { _bytesValue != nil }
   /// Returns `bytesValue` to its unset state.
   public mutating func clearBytesValue() { _bytesValue = nil }
 
@@ -180,7 +180,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _struct = newValue }
   }
   /// Whether `struct` was set.
-  public var hasStruct: Bool { _struct != nil }
+  public var hasStruct: Swift.Bool { _struct != nil }
   /// Returns `struct` to its unset state.
   public mutating func clearStruct() { _struct = nil }
 
@@ -189,7 +189,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _value = newValue }
   }
   /// Whether `value` was set.
-  public var hasValue: Bool { _value != nil }
+  public var hasValue: Swift.Bool { _value != nil }
   /// Returns `value` to its unset state.
   public mutating func clearValue() { _value = nil }
 
@@ -198,7 +198,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _listValue = newValue }
   }
   /// Whether `listValue` was set.
-  public var hasListValue: Bool { _listValue != nil }
+  public var hasListValue: Swift.Bool { _listValue != nil }
   /// Returns `listValue` to its unset state.
   public mutating func clearListValue() { _listValue = nil }
 
@@ -207,7 +207,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _any = newValue }
   }
   /// Whether `any` was set.
-  public var hasAny: Bool { _any != nil }
+  public var hasAny: Swift.Bool { _any != nil }
   /// Returns `any` to its unset state.
   public mutating func clearAny() { _any = nil }
 
@@ -216,7 +216,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _fieldMask = newValue }
   }
   /// Whether `fieldMask` was set.
-  public var hasFieldMask: Bool { _fieldMask != nil }
+  public var hasFieldMask: Swift.Bool { _fieldMask != nil }
   /// Returns `fieldMask` to its unset state.
   public mutating func clearFieldMask() { _fieldMask = nil }
 
@@ -225,13 +225,13 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _empty = newValue }
   }
   /// Whether `empty` was set.
-  public var hasEmpty: Bool { _empty != nil }
+  public var hasEmpty: Swift.Bool { _empty != nil }
   /// Returns `empty` to its unset state.
   public mutating func clearEmpty() { _empty = nil }
 
   public var timestamps: [Google_Protobuf_Timestamp] = []
 
-  public var values: [String: Google_Protobuf_Value] = [:]
+  public var values: [Swift.String: Google_Protobuf_Value] = [:]
 
   public var nullValue: Google_Protobuf_NullValue = Google_Protobuf_NullValue()
 
@@ -240,20 +240,20 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     set { _everything = newValue }
   }
   /// Whether `everything` was set.
-  public var hasEverything: Bool { _everything != nil }
+  public var hasEverything: Swift.Bool { _everything != nil }
   /// Returns `everything` to its unset state.
   public mutating func clearEverything() { _everything = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _oInt32: Int32? = nil
-  fileprivate var _oString: String? = nil
-  fileprivate var _oDouble: Double? = nil
+  fileprivate var _oInt32: Swift.Int32? = nil
+  fileprivate var _oString: Swift.String? = nil
+  fileprivate var _oDouble: Swift.Double? = nil
   fileprivate var _oEnum: Quad_Test_V1_Color? = nil
-  fileprivate var _oBytes: [UInt8]? = nil
-  fileprivate var _oBool: Bool? = nil
-  fileprivate var _oUint64: UInt64? = nil
+  fileprivate var _oBytes: [Swift.UInt8]? = nil
+  fileprivate var _oBool: Swift.Bool? = nil
+  fileprivate var _oUint64: Swift.UInt64? = nil
   fileprivate var _timestamp: Google_Protobuf_Timestamp? = nil
   fileprivate var _duration: Google_Protobuf_Duration? = nil
   fileprivate var _int32Value: Google_Protobuf_Int32Value? = nil
@@ -358,7 +358,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _oInt32 {
       n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -904,12 +904,12 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
 /// `quad/test/v1/presence.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_quad_test_v1_presence_proto {
   public static let name = "quad/test/v1/presence.proto"
-  public static let dependencies: [String] = ["google/protobuf/any.proto", "google/protobuf/duration.proto", "google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/struct.proto", "google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto", "quad/test/v1/everything.proto"]
+  public static let dependencies: [Swift.String] = ["google/protobuf/any.proto", "google/protobuf/duration.proto", "google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/protobuf/struct.proto", "google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto", "quad/test/v1/everything.proto"]
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Quad_Test_V1_Presence.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   ChtxdWFkL3Rlc3QvdjEvcHJlc2VuY2UucHJvdG8SDHF1YWQudGVzdC52MRoZZ29vZ2xlL3Byb3RvYnVmL2FueS5wcm90bxoeZ29v
   Z2xlL3Byb3RvYnVmL2R1cmF0aW9uLnByb3RvGhtnb29nbGUvcHJvdG9idWYvZW1wdHkucHJvdG8aIGdvb2dsZS9wcm90b2J1Zi9m
   aWVsZF9tYXNrLnByb3RvGhxnb29nbGUvcHJvdG9idWYvc3RydWN0LnByb3RvGh9nb29nbGUvcHJvdG9idWYvdGltZXN0YW1wLnBy

@@ -28,7 +28,7 @@ struct EnumEmitter {
       }
     }
     p.raw(comments.doc(path, indent: p.indentString))
-    p.line("\(vis)enum \(swiftName): QuadProtobuf.Enum, CaseIterable {")
+    p.line("\(vis)enum \(swiftName): QuadProtobuf.Enum, Swift.CaseIterable {")
     p.indent {
       for c in cases {
         p.raw(comments.doc(path + [2, Int32(c.index)], indent: p.indentString))
@@ -36,7 +36,7 @@ struct EnumEmitter {
       }
       if open {
         p.line("/// A number this version of the enum does not name.")
-        p.line("case UNRECOGNIZED(Int32)")
+        p.line("case UNRECOGNIZED(Swift.Int32)")
       }
       p.line()
       for a in aliases {
@@ -44,7 +44,7 @@ struct EnumEmitter {
       }
       p.line("\(vis)init() { self = .\(cases[0].name) }")
       p.line()
-      p.line("\(vis)init?(rawValue: Int32) {")
+      p.line("\(vis)init?(rawValue: Swift.Int32) {")
       p.indent {
         p.line("switch rawValue {")
         for c in cases { p.line("case \(c.value.number): self = .\(c.name)") }
@@ -53,7 +53,7 @@ struct EnumEmitter {
       }
       p.line("}")
       p.line()
-      p.line("\(vis)var rawValue: Int32 {")
+      p.line("\(vis)var rawValue: Swift.Int32 {")
       p.indent {
         p.line("switch self {")
         for c in cases { p.line("case .\(c.name): return \(c.value.number)") }
@@ -62,7 +62,7 @@ struct EnumEmitter {
       }
       p.line("}")
       p.line()
-      p.line("\(vis)var protoName: String? {")
+      p.line("\(vis)var protoName: Swift.String? {")
       p.indent {
         p.line("switch self {")
         for c in cases { p.line("case .\(c.name): return \(Naming.stringLiteral(c.value.name))") }
@@ -71,7 +71,7 @@ struct EnumEmitter {
       }
       p.line("}")
       p.line()
-      p.line("\(vis)init?(protoName: String) {")
+      p.line("\(vis)init?(protoName: Swift.String) {")
       p.indent {
         p.line("switch protoName {")
         for v in e.value {

@@ -134,13 +134,13 @@ struct FileEmitter {
     p.line("\(vis)enum \(Self.fileEnumName(file.name)) {")
     p.indent {
       p.line("\(vis)static let name = \(Naming.stringLiteral(file.name))")
-      p.line("\(vis)static let dependencies: [String] = [\(file.dependency.map(Naming.stringLiteral).joined(separator: ", "))]")
+      p.line("\(vis)static let dependencies: [Swift.String] = [\(file.dependency.map(Naming.stringLiteral).joined(separator: ", "))]")
       let names = allMessageNames()
       p.line("\(vis)static let messageTypes: [any QuadProtobuf.Message.Type] = [")
       p.indent { for n in names { p.line("\(n).self,") } }
       p.line("]")
       p.line("/// The serialized `google.protobuf.FileDescriptorProto`.")
-      p.line("\(vis)static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: \"\"\"")
+      p.line("\(vis)static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: \"\"\"")
       var i = text.startIndex
       while i < text.endIndex {
         let j = text.index(i, offsetBy: 100, limitedBy: text.endIndex) ?? text.endIndex

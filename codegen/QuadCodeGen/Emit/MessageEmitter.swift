@@ -49,7 +49,7 @@ struct MessageEmitter {
       p.line()
       // Oneof enums.
       for (i, o) in oneofs {
-        p.line("\(vis)enum \(oneofTypeName(o.name)): Hashable, Sendable {")
+        p.line("\(vis)enum \(oneofTypeName(o.name)): Swift.Hashable, Swift.Sendable {")
         p.indent {
           for f in fields {
             guard case .oneof(let idx, let indirect) = f.presence, idx == i else { continue }
@@ -156,7 +156,7 @@ struct MessageEmitter {
   private func emitHasClear(_ f: FieldModel, into p: inout CodePrinter) {
     let cap = Naming.capitalized(f.property)
     p.line("/// Whether `\(f.property.replacingOccurrences(of: "`", with: ""))` was set.")
-    p.line("\(visibility)var has\(cap): Bool { \(f.storage) != nil }")
+    p.line("\(visibility)var has\(cap): Swift.Bool { \(f.storage) != nil }")
     p.line("/// Returns `\(f.property.replacingOccurrences(of: "`", with: ""))` to its unset state.")
     p.line("\(visibility)mutating func clear\(cap)() { \(f.storage) = nil }")
   }
@@ -182,7 +182,7 @@ struct MessageEmitter {
 
   private func closedEnumRead(_ f: FieldModel, assign: (String) -> String, into p: inout CodePrinter) {
     p.line("let raw = try decoder.readVarint()")
-    p.line("if let v = \(f.swiftType)(rawValue: Int32(truncatingIfNeeded: raw)) {")
+    p.line("if let v = \(f.swiftType)(rawValue: Swift.Int32(truncatingIfNeeded: raw)) {")
     p.indent { p.line(assign("v")) }
     p.line("} else {")
     p.indent { p.line("unknownFields.appendVarint(fieldNumber: \(f.number), value: raw)") }
@@ -304,7 +304,7 @@ struct MessageEmitter {
   }
 
   private func emitSize(_ fields: [FieldModel], oneofs: [Google_Protobuf_OneofDescriptorProto], into p: inout CodePrinter) {
-    p.line("\(visibility)func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {")
+    p.line("\(visibility)func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {")
     if fields.isEmpty {
       p.indent { p.line("unknownFields.count") }
       p.line("}")

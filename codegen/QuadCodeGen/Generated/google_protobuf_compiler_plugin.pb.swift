@@ -13,51 +13,51 @@ fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersio
 struct Google_Protobuf_Compiler_Version: QuadProtobuf.Message {
   static let protoMessageName = "google.protobuf.compiler.Version"
 
-  var major: Int32 {
+  var major: Swift.Int32 {
     get { _major ?? 0 }
     set { _major = newValue }
   }
   /// Whether `major` was set.
-  var hasMajor: Bool { _major != nil }
+  var hasMajor: Swift.Bool { _major != nil }
   /// Returns `major` to its unset state.
   mutating func clearMajor() { _major = nil }
 
-  var minor: Int32 {
+  var minor: Swift.Int32 {
     get { _minor ?? 0 }
     set { _minor = newValue }
   }
   /// Whether `minor` was set.
-  var hasMinor: Bool { _minor != nil }
+  var hasMinor: Swift.Bool { _minor != nil }
   /// Returns `minor` to its unset state.
   mutating func clearMinor() { _minor = nil }
 
-  var patch: Int32 {
+  var patch: Swift.Int32 {
     get { _patch ?? 0 }
     set { _patch = newValue }
   }
   /// Whether `patch` was set.
-  var hasPatch: Bool { _patch != nil }
+  var hasPatch: Swift.Bool { _patch != nil }
   /// Returns `patch` to its unset state.
   mutating func clearPatch() { _patch = nil }
 
   /// A suffix for alpha, beta or rc release, e.g., "alpha-1", "rc2". It should
   /// be empty for mainline stable releases.
-  var suffix: String {
+  var suffix: Swift.String {
     get { _suffix ?? "" }
     set { _suffix = newValue }
   }
   /// Whether `suffix` was set.
-  var hasSuffix: Bool { _suffix != nil }
+  var hasSuffix: Swift.Bool { _suffix != nil }
   /// Returns `suffix` to its unset state.
   mutating func clearSuffix() { _suffix = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _major: Int32? = nil
-  fileprivate var _minor: Int32? = nil
-  fileprivate var _patch: Int32? = nil
-  fileprivate var _suffix: String? = nil
+  fileprivate var _major: Swift.Int32? = nil
+  fileprivate var _minor: Swift.Int32? = nil
+  fileprivate var _patch: Swift.Int32? = nil
+  fileprivate var _suffix: Swift.String? = nil
 
   init() {}
 
@@ -78,7 +78,7 @@ struct Google_Protobuf_Compiler_Version: QuadProtobuf.Message {
     }
   }
 
-  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _major {
       n += 1 + QuadProtobuf.ProtoInt32.size(of: v, cache: &cache)
@@ -179,15 +179,15 @@ struct Google_Protobuf_Compiler_CodeGeneratorRequest: QuadProtobuf.Message {
   /// The .proto files that were explicitly listed on the command-line.  The
   /// code generator should generate code only for these files.  Each file's
   /// descriptor will be included in proto_file, below.
-  var fileToGenerate: [String] = []
+  var fileToGenerate: [Swift.String] = []
 
   /// The generator parameter passed on the command-line.
-  var parameter: String {
+  var parameter: Swift.String {
     get { _parameter ?? "" }
     set { _parameter = newValue }
   }
   /// Whether `parameter` was set.
-  var hasParameter: Bool { _parameter != nil }
+  var hasParameter: Swift.Bool { _parameter != nil }
   /// Returns `parameter` to its unset state.
   mutating func clearParameter() { _parameter = nil }
 
@@ -213,14 +213,14 @@ struct Google_Protobuf_Compiler_CodeGeneratorRequest: QuadProtobuf.Message {
     set { _compilerVersion = newValue }
   }
   /// Whether `compilerVersion` was set.
-  var hasCompilerVersion: Bool { _compilerVersion != nil }
+  var hasCompilerVersion: Swift.Bool { _compilerVersion != nil }
   /// Returns `compilerVersion` to its unset state.
   mutating func clearCompilerVersion() { _compilerVersion = nil }
 
   /// Fields read from the wire that this version of the message does not know.
   var unknownFields = QuadProtobuf.UnknownFields()
 
-  fileprivate var _parameter: String? = nil
+  fileprivate var _parameter: Swift.String? = nil
   fileprivate var _compilerVersion: Google_Protobuf_Compiler_Version? = nil
 
   init() {}
@@ -243,7 +243,7 @@ struct Google_Protobuf_Compiler_CodeGeneratorRequest: QuadProtobuf.Message {
     }
   }
 
-  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     n += cache.repeatedSize(QuadProtobuf.ProtoString.self, fileToGenerate, tagSize: 1)
     if let v = _parameter {
@@ -357,23 +357,23 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
   /// problem in protoc itself -- such as the input CodeGeneratorRequest being
   /// unparseable -- should be reported by writing a message to stderr and
   /// exiting with a non-zero status code.
-  var error: String {
+  var error: Swift.String {
     get { _error ?? "" }
     set { _error = newValue }
   }
   /// Whether `error` was set.
-  var hasError: Bool { _error != nil }
+  var hasError: Swift.Bool { _error != nil }
   /// Returns `error` to its unset state.
   mutating func clearError() { _error = nil }
 
   /// A bitmask of supported features that the code generator supports.
   /// This is a bitwise "or" of values from the Feature enum.
-  var supportedFeatures: UInt64 {
+  var supportedFeatures: Swift.UInt64 {
     get { _supportedFeatures ?? 0 }
     set { _supportedFeatures = newValue }
   }
   /// Whether `supportedFeatures` was set.
-  var hasSupportedFeatures: Bool { _supportedFeatures != nil }
+  var hasSupportedFeatures: Swift.Bool { _supportedFeatures != nil }
   /// Returns `supportedFeatures` to its unset state.
   mutating func clearSupportedFeatures() { _supportedFeatures = nil }
 
@@ -383,13 +383,13 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
   var unknownFields = QuadProtobuf.UnknownFields()
 
   /// Sync with code_generator.h.
-  enum Feature: QuadProtobuf.Enum, CaseIterable {
+  enum Feature: QuadProtobuf.Enum, Swift.CaseIterable {
     case none // = 0
     case proto3Optional // = 1
 
     init() { self = .none }
 
-    init?(rawValue: Int32) {
+    init?(rawValue: Swift.Int32) {
       switch rawValue {
       case 0: self = .none
       case 1: self = .proto3Optional
@@ -397,21 +397,21 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
       }
     }
 
-    var rawValue: Int32 {
+    var rawValue: Swift.Int32 {
       switch self {
       case .none: return 0
       case .proto3Optional: return 1
       }
     }
 
-    var protoName: String? {
+    var protoName: Swift.String? {
       switch self {
       case .none: return "FEATURE_NONE"
       case .proto3Optional: return "FEATURE_PROTO3_OPTIONAL"
       }
     }
 
-    init?(protoName: String) {
+    init?(protoName: Swift.String) {
       switch protoName {
       case "FEATURE_NONE": self = .none
       case "FEATURE_PROTO3_OPTIONAL": self = .proto3Optional
@@ -437,12 +437,12 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
     /// files need not reside completely in memory at one time.  Note that as of
     /// this writing protoc does not optimize for this -- it will read the entire
     /// CodeGeneratorResponse before writing files to disk.
-    var name: String {
+    var name: Swift.String {
       get { _name ?? "" }
       set { _name = newValue }
     }
     /// Whether `name` was set.
-    var hasName: Bool { _name != nil }
+    var hasName: Swift.Bool { _name != nil }
     /// Returns `name` to its unset state.
     mutating func clearName() { _name = nil }
 
@@ -483,22 +483,22 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
     /// command line.
     ///
     /// If |insertion_point| is present, |name| must also be present.
-    var insertionPoint: String {
+    var insertionPoint: Swift.String {
       get { _insertionPoint ?? "" }
       set { _insertionPoint = newValue }
     }
     /// Whether `insertionPoint` was set.
-    var hasInsertionPoint: Bool { _insertionPoint != nil }
+    var hasInsertionPoint: Swift.Bool { _insertionPoint != nil }
     /// Returns `insertionPoint` to its unset state.
     mutating func clearInsertionPoint() { _insertionPoint = nil }
 
     /// The file contents.
-    var content: String {
+    var content: Swift.String {
       get { _content ?? "" }
       set { _content = newValue }
     }
     /// Whether `content` was set.
-    var hasContent: Bool { _content != nil }
+    var hasContent: Swift.Bool { _content != nil }
     /// Returns `content` to its unset state.
     mutating func clearContent() { _content = nil }
 
@@ -510,16 +510,16 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
       set { _generatedCodeInfo = newValue }
     }
     /// Whether `generatedCodeInfo` was set.
-    var hasGeneratedCodeInfo: Bool { _generatedCodeInfo != nil }
+    var hasGeneratedCodeInfo: Swift.Bool { _generatedCodeInfo != nil }
     /// Returns `generatedCodeInfo` to its unset state.
     mutating func clearGeneratedCodeInfo() { _generatedCodeInfo = nil }
 
     /// Fields read from the wire that this version of the message does not know.
     var unknownFields = QuadProtobuf.UnknownFields()
 
-    fileprivate var _name: String? = nil
-    fileprivate var _insertionPoint: String? = nil
-    fileprivate var _content: String? = nil
+    fileprivate var _name: Swift.String? = nil
+    fileprivate var _insertionPoint: Swift.String? = nil
+    fileprivate var _content: Swift.String? = nil
     fileprivate var _generatedCodeInfo: Google_Protobuf_GeneratedCodeInfo? = nil
 
     init() {}
@@ -542,7 +542,7 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
       }
     }
 
-    func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if let v = _name {
         n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -638,8 +638,8 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
 
   }
 
-  fileprivate var _error: String? = nil
-  fileprivate var _supportedFeatures: UInt64? = nil
+  fileprivate var _error: Swift.String? = nil
+  fileprivate var _supportedFeatures: Swift.UInt64? = nil
 
   init() {}
 
@@ -658,7 +658,7 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
     }
   }
 
-  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if let v = _error {
       n += 1 + QuadProtobuf.ProtoString.size(of: v, cache: &cache)
@@ -742,7 +742,7 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
 /// `google/protobuf/compiler/plugin.proto` as protoc parsed it (comments included): what server reflection serves.
 enum QuadFile_google_protobuf_compiler_plugin_proto {
   static let name = "google/protobuf/compiler/plugin.proto"
-  static let dependencies: [String] = ["google/protobuf/descriptor.proto"]
+  static let dependencies: [Swift.String] = ["google/protobuf/descriptor.proto"]
   static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Google_Protobuf_Compiler_Version.self,
     Google_Protobuf_Compiler_CodeGeneratorRequest.self,
@@ -750,7 +750,7 @@ enum QuadFile_google_protobuf_compiler_plugin_proto {
     Google_Protobuf_Compiler_CodeGeneratorResponse.File.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CiVnb29nbGUvcHJvdG9idWYvY29tcGlsZXIvcGx1Z2luLnByb3RvEhhnb29nbGUucHJvdG9idWYuY29tcGlsZXIaIGdvb2dsZS9w
   cm90b2J1Zi9kZXNjcmlwdG9yLnByb3RvImMKB1ZlcnNpb24SFAoFbWFqb3IYASABKAVSBW1ham9yEhQKBW1pbm9yGAIgASgFUgVt
   aW5vchIUCgVwYXRjaBgDIAEoBVIFcGF0Y2gSFgoGc3VmZml4GAQgASgJUgZzdWZmaXgi8QEKFENvZGVHZW5lcmF0b3JSZXF1ZXN0

@@ -9,18 +9,18 @@ public import QuadProtobuf
 /// Fails to compile when this code and the QuadProtobuf runtime do not fit.
 fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersion1 {}
 
-public enum Wirebench_V1_Role: QuadProtobuf.Enum, CaseIterable {
+public enum Wirebench_V1_Role: QuadProtobuf.Enum, Swift.CaseIterable {
   case unspecified // = 0
   case undergraduate // = 1
   case graduate // = 2
   case staff // = 3
   case visitor // = 4
   /// A number this version of the enum does not name.
-  case UNRECOGNIZED(Int32)
+  case UNRECOGNIZED(Swift.Int32)
 
   public init() { self = .unspecified }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 0: self = .unspecified
     case 1: self = .undergraduate
@@ -31,7 +31,7 @@ public enum Wirebench_V1_Role: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .unspecified: return 0
     case .undergraduate: return 1
@@ -42,7 +42,7 @@ public enum Wirebench_V1_Role: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .unspecified: return "ROLE_UNSPECIFIED"
     case .undergraduate: return "ROLE_UNDERGRADUATE"
@@ -53,7 +53,7 @@ public enum Wirebench_V1_Role: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "ROLE_UNSPECIFIED": self = .unspecified
     case "ROLE_UNDERGRADUATE": self = .undergraduate
@@ -67,18 +67,18 @@ public enum Wirebench_V1_Role: QuadProtobuf.Enum, CaseIterable {
   public static let allCases: [Self] = [.unspecified, .undergraduate, .graduate, .staff, .visitor]
 }
 
-public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, CaseIterable {
+public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, Swift.CaseIterable {
   case unspecified // = 0
   case entry // = 1
   case exit // = 2
   case payment // = 3
   case library // = 4
   /// A number this version of the enum does not name.
-  case UNRECOGNIZED(Int32)
+  case UNRECOGNIZED(Swift.Int32)
 
   public init() { self = .unspecified }
 
-  public init?(rawValue: Int32) {
+  public init?(rawValue: Swift.Int32) {
     switch rawValue {
     case 0: self = .unspecified
     case 1: self = .entry
@@ -89,7 +89,7 @@ public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var rawValue: Int32 {
+  public var rawValue: Swift.Int32 {
     switch self {
     case .unspecified: return 0
     case .entry: return 1
@@ -100,7 +100,7 @@ public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public var protoName: String? {
+  public var protoName: Swift.String? {
     switch self {
     case .unspecified: return "SCAN_KIND_UNSPECIFIED"
     case .entry: return "SCAN_KIND_ENTRY"
@@ -111,7 +111,7 @@ public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, CaseIterable {
     }
   }
 
-  public init?(protoName: String) {
+  public init?(protoName: Swift.String) {
     switch protoName {
     case "SCAN_KIND_UNSPECIFIED": self = .unspecified
     case "SCAN_KIND_ENTRY": self = .entry
@@ -128,14 +128,14 @@ public enum Wirebench_V1_ScanKind: QuadProtobuf.Enum, CaseIterable {
 public struct Wirebench_V1_Address: QuadProtobuf.Message {
   public static let protoMessageName = "wirebench.v1.Address"
 
-  public var street: String = ""
+  public var street: Swift.String = ""
 
-  public var city: String = ""
+  public var city: Swift.String = ""
 
-  public var postalCode: String = ""
+  public var postalCode: Swift.String = ""
 
   /// ISO 3166-1 alpha-2
-  public var country: String = ""
+  public var country: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -160,7 +160,7 @@ public struct Wirebench_V1_Address: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.street.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.street, cache: &cache)
@@ -258,64 +258,64 @@ public struct Wirebench_V1_Address: QuadProtobuf.Message {
 public struct Wirebench_V1_Student: QuadProtobuf.Message {
   public static let protoMessageName = "wirebench.v1.Student"
 
-  public var id: Int64 = 0
+  public var id: Swift.Int64 = 0
 
-  public var givenName: String = ""
+  public var givenName: Swift.String = ""
 
-  public var familyName: String = ""
+  public var familyName: Swift.String = ""
 
-  public var email: String = ""
+  public var email: Swift.String = ""
 
   public var role: Wirebench_V1_Role = Wirebench_V1_Role()
 
-  public var courses: [String] = []
+  public var courses: [Swift.String] = []
 
   public var homeAddress: Wirebench_V1_Address {
     get { _homeAddress ?? Wirebench_V1_Address() }
     set { _homeAddress = newValue }
   }
   /// Whether `homeAddress` was set.
-  public var hasHomeAddress: Bool { _homeAddress != nil }
+  public var hasHomeAddress: Swift.Bool { _homeAddress != nil }
   /// Returns `homeAddress` to its unset state.
   public mutating func clearHomeAddress() { _homeAddress = nil }
 
-  public var attributes: [String: String] = [:]
+  public var attributes: [Swift.String: Swift.String] = [:]
 
-  public var enrolledAtUnixMs: Int64 = 0
+  public var enrolledAtUnixMs: Swift.Int64 = 0
 
-  public var updatedAtUnixMs: Int64 = 0
+  public var updatedAtUnixMs: Swift.Int64 = 0
 
   /// proto3 explicit presence
-  public var preferredName: String {
+  public var preferredName: Swift.String {
     get { _preferredName ?? "" }
     set { _preferredName = newValue }
   }
   /// Whether `preferredName` was set.
-  public var hasPreferredName: Bool { _preferredName != nil }
+  public var hasPreferredName: Swift.Bool { _preferredName != nil }
   /// Returns `preferredName` to its unset state.
   public mutating func clearPreferredName() { _preferredName = nil }
 
   /// proto3 explicit presence
-  public var graduationYear: Int32 {
+  public var graduationYear: Swift.Int32 {
     get { _graduationYear ?? 0 }
     set { _graduationYear = newValue }
   }
   /// Whether `graduationYear` was set.
-  public var hasGraduationYear: Bool { _graduationYear != nil }
+  public var hasGraduationYear: Swift.Bool { _graduationYear != nil }
   /// Returns `graduationYear` to its unset state.
   public mutating func clearGraduationYear() { _graduationYear = nil }
 
   /// Declared before 13 on purpose (encoders must still emit 13 first).
-  public var active: Bool = false
+  public var active: Swift.Bool = false
 
-  public var gpa: Double = 0
+  public var gpa: Swift.Double = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
   fileprivate var _homeAddress: Wirebench_V1_Address? = nil
-  fileprivate var _preferredName: String? = nil
-  fileprivate var _graduationYear: Int32? = nil
+  fileprivate var _preferredName: Swift.String? = nil
+  fileprivate var _graduationYear: Swift.Int32? = nil
 
   public init() {}
 
@@ -357,7 +357,7 @@ public struct Wirebench_V1_Student: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.id != 0 {
       n += 1 + QuadProtobuf.ProtoInt64.size(of: self.id, cache: &cache)
@@ -632,17 +632,17 @@ public struct Wirebench_V1_Student: QuadProtobuf.Message {
 public struct Wirebench_V1_ScanEvent: QuadProtobuf.Message {
   public static let protoMessageName = "wirebench.v1.ScanEvent"
 
-  public var eventId: UInt64 = 0
+  public var eventId: Swift.UInt64 = 0
 
-  public var studentId: Int64 = 0
+  public var studentId: Swift.Int64 = 0
 
-  public var timestampUnixMs: Int64 = 0
+  public var timestampUnixMs: Swift.Int64 = 0
 
-  public var location: String = ""
+  public var location: Swift.String = ""
 
   public var kind: Wirebench_V1_ScanKind = Wirebench_V1_ScanKind()
 
-  public var deviceId: UInt32 = 0
+  public var deviceId: Swift.UInt32 = 0
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
@@ -671,7 +671,7 @@ public struct Wirebench_V1_ScanEvent: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.eventId != 0 {
       n += 1 + QuadProtobuf.ProtoUInt64.size(of: self.eventId, cache: &cache)
@@ -803,7 +803,7 @@ public struct Wirebench_V1_ScanEvent: QuadProtobuf.Message {
 public struct Wirebench_V1_ScanBatch: QuadProtobuf.Message {
   public static let protoMessageName = "wirebench.v1.ScanBatch"
 
-  public var batchId: String = ""
+  public var batchId: Swift.String = ""
 
   public var events: [Wirebench_V1_ScanEvent] = []
 
@@ -826,7 +826,7 @@ public struct Wirebench_V1_ScanBatch: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if !self.batchId.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.batchId, cache: &cache)
@@ -894,87 +894,87 @@ public struct Wirebench_V1_ScanBatch: QuadProtobuf.Message {
 public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
   public static let protoMessageName = "wirebench.v1.AllTypes"
 
-  public var fDouble: Double = 0
+  public var fDouble: Swift.Double = 0
 
-  public var fFloat: Float = 0
+  public var fFloat: Swift.Float = 0
 
-  public var fInt32: Int32 = 0
+  public var fInt32: Swift.Int32 = 0
 
-  public var fInt64: Int64 = 0
+  public var fInt64: Swift.Int64 = 0
 
-  public var fUint32: UInt32 = 0
+  public var fUint32: Swift.UInt32 = 0
 
-  public var fUint64: UInt64 = 0
+  public var fUint64: Swift.UInt64 = 0
 
-  public var fSint32: Int32 = 0
+  public var fSint32: Swift.Int32 = 0
 
-  public var fSint64: Int64 = 0
+  public var fSint64: Swift.Int64 = 0
 
-  public var fFixed32: UInt32 = 0
+  public var fFixed32: Swift.UInt32 = 0
 
-  public var fFixed64: UInt64 = 0
+  public var fFixed64: Swift.UInt64 = 0
 
-  public var fSfixed32: Int32 = 0
+  public var fSfixed32: Swift.Int32 = 0
 
-  public var fSfixed64: Int64 = 0
+  public var fSfixed64: Swift.Int64 = 0
 
-  public var fBool: Bool = false
+  public var fBool: Swift.Bool = false
 
-  public var fString: String = ""
+  public var fString: Swift.String = ""
 
-  public var fBytes: [UInt8] = []
+  public var fBytes: [Swift.UInt8] = []
 
   public var fNested: Wirebench_V1_AllTypes.Nested {
     get { _fNested ?? Wirebench_V1_AllTypes.Nested() }
     set { _fNested = newValue }
   }
   /// Whether `fNested` was set.
-  public var hasFNested: Bool { _fNested != nil }
+  public var hasFNested: Swift.Bool { _fNested != nil }
   /// Returns `fNested` to its unset state.
   public mutating func clearFNested() { _fNested = nil }
 
   public var fEnum: Wirebench_V1_Role = Wirebench_V1_Role()
 
   /// proto3 repeated scalars are packed by default.
-  public var rDouble: [Double] = []
+  public var rDouble: [Swift.Double] = []
 
-  public var rFloat: [Float] = []
+  public var rFloat: [Swift.Float] = []
 
-  public var rInt32: [Int32] = []
+  public var rInt32: [Swift.Int32] = []
 
-  public var rInt64: [Int64] = []
+  public var rInt64: [Swift.Int64] = []
 
-  public var rUint32: [UInt32] = []
+  public var rUint32: [Swift.UInt32] = []
 
-  public var rUint64: [UInt64] = []
+  public var rUint64: [Swift.UInt64] = []
 
-  public var rSint32: [Int32] = []
+  public var rSint32: [Swift.Int32] = []
 
-  public var rSint64: [Int64] = []
+  public var rSint64: [Swift.Int64] = []
 
-  public var rFixed32: [UInt32] = []
+  public var rFixed32: [Swift.UInt32] = []
 
-  public var rFixed64: [UInt64] = []
+  public var rFixed64: [Swift.UInt64] = []
 
-  public var rSfixed32: [Int32] = []
+  public var rSfixed32: [Swift.Int32] = []
 
-  public var rSfixed64: [Int64] = []
+  public var rSfixed64: [Swift.Int64] = []
 
-  public var rBool: [Bool] = []
+  public var rBool: [Swift.Bool] = []
 
   public var rEnum: [Wirebench_V1_Role] = []
 
   /// never packed
-  public var rString: [String] = []
+  public var rString: [Swift.String] = []
 
   /// never packed
-  public var rBytes: [[UInt8]] = []
+  public var rBytes: [[Swift.UInt8]] = []
 
   public var rNested: [Wirebench_V1_AllTypes.Nested] = []
 
-  public var rInt32Unpacked: [Int32] = []
+  public var rInt32Unpacked: [Swift.Int32] = []
 
-  public var oString: String {
+  public var oString: Swift.String {
     get {
       if case .oString(let v)? = choice { return v }
       return ""
@@ -982,7 +982,7 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
     set { choice = .oString(newValue) }
   }
 
-  public var oInt64: Int64 {
+  public var oInt64: Swift.Int64 {
     get {
       if case .oInt64(let v)? = choice { return v }
       return 0
@@ -998,7 +998,7 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
     set { choice = .oNested(newValue) }
   }
 
-  public var oBytes: [UInt8] {
+  public var oBytes: [Swift.UInt8] {
     get {
       if case .oBytes(let v)? = choice { return v }
       return []
@@ -1006,33 +1006,33 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
     set { choice = .oBytes(newValue) }
   }
 
-  public var mInt32String: [Int32: String] = [:]
+  public var mInt32String: [Swift.Int32: Swift.String] = [:]
 
   public var choice: OneOf_Choice? = nil
 
   /// Fields read from the wire that this version of the message does not know.
   public var unknownFields = QuadProtobuf.UnknownFields()
 
-  public enum OneOf_Choice: Hashable, Sendable {
-    case oString(String)
-    case oInt64(Int64)
+  public enum OneOf_Choice: Swift.Hashable, Swift.Sendable {
+    case oString(Swift.String)
+    case oInt64(Swift.Int64)
     case oNested(Wirebench_V1_AllTypes.Nested)
-    case oBytes([UInt8])
+    case oBytes([Swift.UInt8])
   }
 
   public struct Nested: QuadProtobuf.Message {
     public static let protoMessageName = "wirebench.v1.AllTypes.Nested"
 
-    public var a: Int32 = 0
+    public var a: Swift.Int32 = 0
 
-    public var b: String = ""
+    public var b: Swift.String = ""
 
     public var child: Wirebench_V1_AllTypes.Nested {
       get { _child?.value ?? Wirebench_V1_AllTypes.Nested() }
       set { _child = QuadProtobuf.Indirect(newValue) }
     }
     /// Whether `child` was set.
-    public var hasChild: Bool { _child != nil }
+    public var hasChild: Swift.Bool { _child != nil }
     /// Returns `child` to its unset state.
     public mutating func clearChild() { _child = nil }
 
@@ -1060,7 +1060,7 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
       }
     }
 
-    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+    public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
       var n = unknownFields.count
       if self.a != 0 {
         n += 1 + QuadProtobuf.ProtoInt32.size(of: self.a, cache: &cache)
@@ -1266,7 +1266,7 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
     }
   }
 
-  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Int {
+  public func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
     if self.fDouble.bitPattern != 0 {
       n += 1 + QuadProtobuf.ProtoDouble.size(of: self.fDouble, cache: &cache)
@@ -2054,7 +2054,7 @@ public struct Wirebench_V1_AllTypes: QuadProtobuf.Message {
 /// `bench.proto` as protoc parsed it (comments included): what server reflection serves.
 public enum QuadFile_bench_proto {
   public static let name = "bench.proto"
-  public static let dependencies: [String] = []
+  public static let dependencies: [Swift.String] = []
   public static let messageTypes: [any QuadProtobuf.Message.Type] = [
     Wirebench_V1_Address.self,
     Wirebench_V1_Student.self,
@@ -2064,7 +2064,7 @@ public enum QuadFile_bench_proto {
     Wirebench_V1_AllTypes.Nested.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
-  public static let serializedDescriptor: [UInt8] = QuadProtobuf.Base64.decode(lines: """
+  public static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CgtiZW5jaC5wcm90bxIMd2lyZWJlbmNoLnYxInAKB0FkZHJlc3MSFgoGc3RyZWV0GAEgASgJUgZzdHJlZXQSEgoEY2l0eRgCIAEo
   CVIEY2l0eRIfCgtwb3N0YWxfY29kZRgDIAEoCVIKcG9zdGFsQ29kZRIYCgdjb3VudHJ5GAQgASgJUgdjb3VudHJ5IvgECgdTdHVk
   ZW50Eg4KAmlkGAEgASgDUgJpZBIdCgpnaXZlbl9uYW1lGAIgASgJUglnaXZlbk5hbWUSHwoLZmFtaWx5X25hbWUYAyABKAlSCmZh
