@@ -111,3 +111,28 @@ struct MalformedInputTests {
     return out
   }
 }
+
+@Suite("Run-length reservation")
+struct RunReservationTests {
+  @Test("A long run of repeated values decodes; a run cut short still fails cleanly")
+  func runs() throws {
+    var m = Quad_Test_V1_Everything()
+    m.rString = (0..<5000).map { "s\($0)" }
+    m.rNested = (0..<3000).map { var n = Quad_Test_V1_Everything.Nested(); n.a = Int32($0); return n }
+    m.mInt32String = Dictionary(uniqueKeysWithValues: (0..<2000).map { (Int32($0), "v") })
+    let bytes = m.serializedBytes()
+    #expect(try Quad_Test_V1_Everything(serializedBytes: bytes) == m)
+    for cut in [bytes.count / 3, bytes.count / 2, bytes.count - 1] {
+      #expect(throws: QuadProtobufError.self) { try Quad_Test_V1_Everything(serializedBytes: bytes[..<cut]) }
+    }
+  }
+
+  @Test("Interleaved repeated fields (not contiguous) still decode in order")
+  func interleaved() throws {
+    // r_string (35): tag 0x9A 0x02; f_int32 (3) between the elements.
+    let bytes: [UInt8] = [0x9A, 0x02, 0x01, 0x61, 0x18, 0x01, 0x9A, 0x02, 0x01, 0x62]
+    let m = try Quad_Test_V1_Everything(serializedBytes: bytes)
+    #expect(m.rString == ["a", "b"])
+    #expect(m.fInt32 == 1)
+  }
+}

@@ -198,6 +198,58 @@ public struct BinaryDecoder {
     lastTag = savedTag
   }
 
+  /// How many values of the field whose tag was just read stand in a row from here (this one
+  /// included), counted by skipping values without decoding them; at most `limit`. Encoders write
+  /// repeated fields contiguously, so this sizes an array once. Every counted value takes at least
+  /// one byte of the input, so the count never exceeds what the input holds.
+  @inlinable public func countRun(limit: Int = 4096) -> Int {
+    let tagLength = cursor - tagStart
+    let wireType = lastTag & 7
+    var p = cursor
+    var count = 0
+    while count < limit {
+      // Skip one value.
+      switch wireType {
+      case 0:
+        while p < end && p.pointee >= 0x80 { p += 1 }
+        guard p < end else { return max(count, 1) }
+        p += 1
+      case 1:
+        guard end - p >= 8 else { return max(count, 1) }
+        p += 8
+      case 5:
+        guard end - p >= 4 else { return max(count, 1) }
+        p += 4
+      case 2:
+        var length: UInt64 = 0
+        var shift: UInt64 = 0
+        while p < end && shift < 64 {
+          let b = p.pointee
+          p += 1
+          length |= UInt64(b & 0x7F) << shift
+          if b < 0x80 { break }
+          shift += 7
+        }
+        guard length <= UInt64(end - p) else { return max(count, 1) }
+        p += Int(length)
+      default:
+        return 1
+      }
+      count += 1
+      // Is the next tag the same one?
+      guard end - p >= tagLength else { return count }
+      for k in 0..<tagLength where p[k] != tagStart[k] { return count }
+      p += tagLength
+    }
+    return count
+  }
+
+  /// Appends one value of a repeated, unpacked field; on the first, reserves room for the run.
+  @inlinable public mutating func readRepeated<T: FieldType>(_ type: T.Type, into values: inout [T.Value]) throws {
+    if values.isEmpty { values.reserveCapacity(countRun()) }
+    values.append(try T.read(from: &self))
+  }
+
   /// Reads a packed run of scalars into `values`.
   @inlinable public mutating func readPacked<T: PackableFieldType>(
     _ type: T.Type,
@@ -206,7 +258,18 @@ public struct BinaryDecoder {
     let n = try readLength()
     let savedEnd = end
     end = cursor + n
-    if let size = T.fixedSize { values.reserveCapacity(values.count + n / size) }
+    if let size = T.fixedSize {
+      values.reserveCapacity(values.count + n / size)
+    } else {
+      // One value per byte without the continuation bit.
+      var count = 0
+      var p = cursor
+      while p < end {
+        if p.pointee < 0x80 { count += 1 }
+        p += 1
+      }
+      values.reserveCapacity(values.count + count)
+    }
     while cursor < end {
       values.append(try T.read(from: &self))
     }

@@ -392,6 +392,7 @@ extension BinaryDecoder {
     _ value: V.Type,
     into map: inout [K.Value: V.Value]
   ) throws {
+    if map.isEmpty { map.reserveCapacity(countRun()) }
     let n = try readLength()
     guard depth < BinaryDecoder.maximumDepth else {
       throw error(.recursionLimitExceeded, "messages nested deeper than \(BinaryDecoder.maximumDepth)")

@@ -81,16 +81,16 @@ public struct Google_Protobuf_Api: QuadProtobuf.Message {
       case 10:
         self.name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        methods.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Method>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Method>.self, into: &methods)
       case 26:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       case 34:
         self.version = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 42:
         if _sourceContext == nil { _sourceContext = Google_Protobuf_SourceContext() }
         try decoder.readMessage(into: &_sourceContext!)
       case 50:
-        mixins.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Mixin>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Mixin>.self, into: &mixins)
       case 56:
         self.syntax = try QuadProtobuf.ProtoEnum<Google_Protobuf_Syntax>.read(from: &decoder)
       default:
@@ -303,7 +303,7 @@ public struct Google_Protobuf_Method: QuadProtobuf.Message {
       case 40:
         self.responseStreaming = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 50:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       case 56:
         self.syntax = try QuadProtobuf.ProtoEnum<Google_Protobuf_Syntax>.read(from: &decoder)
       default:

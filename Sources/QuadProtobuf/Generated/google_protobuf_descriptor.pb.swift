@@ -25,7 +25,7 @@ public struct Google_Protobuf_FileDescriptorSet: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        file.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_FileDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_FileDescriptorProto>.self, into: &file)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -174,23 +174,23 @@ public struct Google_Protobuf_FileDescriptorProto: QuadProtobuf.Message {
       case 18:
         _package = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 26:
-        dependency.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &dependency)
       case 80:
-        publicDependency.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &publicDependency)
       case 82:
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &publicDependency)
       case 88:
-        weakDependency.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &weakDependency)
       case 90:
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &weakDependency)
       case 34:
-        messageType.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto>.self, into: &messageType)
       case 42:
-        enumType.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto>.self, into: &enumType)
       case 50:
-        service.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_ServiceDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_ServiceDescriptorProto>.self, into: &service)
       case 58:
-        `extension`.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.self, into: &`extension`)
       case 66:
         if _options == nil { _options = Google_Protobuf_FileOptions() }
         try decoder.readMessage(into: &_options!)
@@ -758,24 +758,24 @@ public struct Google_Protobuf_DescriptorProto: QuadProtobuf.Message {
       case 10:
         _name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        field.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.self, into: &field)
       case 50:
-        `extension`.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_FieldDescriptorProto>.self, into: &`extension`)
       case 26:
-        nestedType.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto>.self, into: &nestedType)
       case 34:
-        enumType.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto>.self, into: &enumType)
       case 42:
-        extensionRange.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto.ExtensionRange>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto.ExtensionRange>.self, into: &extensionRange)
       case 66:
-        oneofDecl.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_OneofDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_OneofDescriptorProto>.self, into: &oneofDecl)
       case 58:
         if _options == nil { _options = Google_Protobuf_MessageOptions() }
         try decoder.readMessage(into: &_options!)
       case 74:
-        reservedRange.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto.ReservedRange>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_DescriptorProto.ReservedRange>.self, into: &reservedRange)
       case 82:
-        reservedName.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &reservedName)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -1026,7 +1026,7 @@ public struct Google_Protobuf_ExtensionRangeOptions: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -1938,14 +1938,14 @@ public struct Google_Protobuf_EnumDescriptorProto: QuadProtobuf.Message {
       case 10:
         _name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        value.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_EnumValueDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_EnumValueDescriptorProto>.self, into: &value)
       case 26:
         if _options == nil { _options = Google_Protobuf_EnumOptions() }
         try decoder.readMessage(into: &_options!)
       case 34:
-        reservedRange.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto.EnumReservedRange>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_EnumDescriptorProto.EnumReservedRange>.self, into: &reservedRange)
       case 42:
-        reservedName.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &reservedName)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -2248,7 +2248,7 @@ public struct Google_Protobuf_ServiceDescriptorProto: QuadProtobuf.Message {
       case 10:
         _name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        method.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_MethodDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_MethodDescriptorProto>.self, into: &method)
       case 26:
         if _options == nil { _options = Google_Protobuf_ServiceOptions() }
         try decoder.readMessage(into: &_options!)
@@ -2938,7 +2938,7 @@ public struct Google_Protobuf_FileOptions: QuadProtobuf.Message {
       case 362:
         _rubyPackage = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -3442,7 +3442,7 @@ public struct Google_Protobuf_MessageOptions: QuadProtobuf.Message {
       case 56:
         _mapEntry = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -3828,7 +3828,7 @@ public struct Google_Protobuf_FieldOptions: QuadProtobuf.Message {
       case 80:
         _weak = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4017,7 +4017,7 @@ public struct Google_Protobuf_OneofOptions: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4117,7 +4117,7 @@ public struct Google_Protobuf_EnumOptions: QuadProtobuf.Message {
       case 24:
         _deprecated = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4237,7 +4237,7 @@ public struct Google_Protobuf_EnumValueOptions: QuadProtobuf.Message {
       case 8:
         _deprecated = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4340,7 +4340,7 @@ public struct Google_Protobuf_ServiceOptions: QuadProtobuf.Message {
       case 264:
         _deprecated = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4509,7 +4509,7 @@ public struct Google_Protobuf_MethodOptions: QuadProtobuf.Message {
           unknownFields.appendVarint(fieldNumber: 34, value: raw)
         }
       case 7994:
-        uninterpretedOption.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption>.self, into: &uninterpretedOption)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -4787,7 +4787,7 @@ public struct Google_Protobuf_UninterpretedOption: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 18:
-        name.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption.NamePart>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_UninterpretedOption.NamePart>.self, into: &name)
       case 26:
         _identifierValue = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 32:
@@ -5122,11 +5122,11 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
       while let tag = try decoder.nextTag() {
         switch tag {
         case 8:
-          path.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+          try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &path)
         case 10:
           try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &path)
         case 16:
-          span.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+          try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &span)
         case 18:
           try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &span)
         case 26:
@@ -5134,7 +5134,7 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
         case 34:
           _trailingComments = try QuadProtobuf.ProtoString.read(from: &decoder)
         case 50:
-          leadingDetachedComments.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+          try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &leadingDetachedComments)
         default:
           try decoder.skipField(tag: tag, into: &unknownFields)
         }
@@ -5271,7 +5271,7 @@ public struct Google_Protobuf_SourceCodeInfo: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        location.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_SourceCodeInfo.Location>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_SourceCodeInfo.Location>.self, into: &location)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -5391,7 +5391,7 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
       while let tag = try decoder.nextTag() {
         switch tag {
         case 8:
-          path.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+          try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &path)
         case 10:
           try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &path)
         case 18:
@@ -5512,7 +5512,7 @@ public struct Google_Protobuf_GeneratedCodeInfo: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        annotation.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_GeneratedCodeInfo.Annotation>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_GeneratedCodeInfo.Annotation>.self, into: &annotation)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }

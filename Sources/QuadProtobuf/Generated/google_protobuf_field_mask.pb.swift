@@ -223,7 +223,7 @@ public struct Google_Protobuf_FieldMask: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        paths.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &paths)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }

@@ -289,7 +289,7 @@ public struct Google_Protobuf_ListValue: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        values.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Value>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Value>.self, into: &values)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }

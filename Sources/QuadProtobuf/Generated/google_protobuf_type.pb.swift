@@ -96,11 +96,11 @@ public struct Google_Protobuf_Type: QuadProtobuf.Message {
       case 10:
         self.name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        fields.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Field>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Field>.self, into: &fields)
       case 26:
-        oneofs.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &oneofs)
       case 34:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       case 42:
         if _sourceContext == nil { _sourceContext = Google_Protobuf_SourceContext() }
         try decoder.readMessage(into: &_sourceContext!)
@@ -518,7 +518,7 @@ public struct Google_Protobuf_Field: QuadProtobuf.Message {
       case 64:
         self.packed = try QuadProtobuf.ProtoBool.read(from: &decoder)
       case 74:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       case 82:
         self.jsonName = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 90:
@@ -768,9 +768,9 @@ public struct Google_Protobuf_Enum: QuadProtobuf.Message {
       case 10:
         self.name = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 18:
-        enumvalue.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_EnumValue>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_EnumValue>.self, into: &enumvalue)
       case 26:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       case 34:
         if _sourceContext == nil { _sourceContext = Google_Protobuf_SourceContext() }
         try decoder.readMessage(into: &_sourceContext!)
@@ -930,7 +930,7 @@ public struct Google_Protobuf_EnumValue: QuadProtobuf.Message {
       case 16:
         self.number = try QuadProtobuf.ProtoInt32.read(from: &decoder)
       case 26:
-        options.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Option>.self, into: &options)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }

@@ -269,7 +269,7 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
           try decoder.readMessage(into: &v)
           _child = QuadProtobuf.Indirect(v)
         case 34:
-          children.append(try QuadProtobuf.ProtoMessage<Quad_Test_V1_Everything.Nested>.read(from: &decoder))
+          try decoder.readRepeated(QuadProtobuf.ProtoMessage<Quad_Test_V1_Everything.Nested>.self, into: &children)
         default:
           try decoder.skipField(tag: tag, into: &unknownFields)
         }
@@ -420,73 +420,73 @@ public struct Quad_Test_V1_Everything: QuadProtobuf.Message {
       case 136:
         self.fEnum = try QuadProtobuf.ProtoEnum<Quad_Test_V1_Color>.read(from: &decoder)
       case 169:
-        rDouble.append(try QuadProtobuf.ProtoDouble.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoDouble.self, into: &rDouble)
       case 170:
         try decoder.readPacked(QuadProtobuf.ProtoDouble.self, into: &rDouble)
       case 181:
-        rFloat.append(try QuadProtobuf.ProtoFloat.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoFloat.self, into: &rFloat)
       case 178:
         try decoder.readPacked(QuadProtobuf.ProtoFloat.self, into: &rFloat)
       case 184:
-        rInt32.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &rInt32)
       case 186:
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &rInt32)
       case 192:
-        rInt64.append(try QuadProtobuf.ProtoInt64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt64.self, into: &rInt64)
       case 194:
         try decoder.readPacked(QuadProtobuf.ProtoInt64.self, into: &rInt64)
       case 200:
-        rUint32.append(try QuadProtobuf.ProtoUInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoUInt32.self, into: &rUint32)
       case 202:
         try decoder.readPacked(QuadProtobuf.ProtoUInt32.self, into: &rUint32)
       case 208:
-        rUint64.append(try QuadProtobuf.ProtoUInt64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoUInt64.self, into: &rUint64)
       case 210:
         try decoder.readPacked(QuadProtobuf.ProtoUInt64.self, into: &rUint64)
       case 216:
-        rSint32.append(try QuadProtobuf.ProtoSInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoSInt32.self, into: &rSint32)
       case 218:
         try decoder.readPacked(QuadProtobuf.ProtoSInt32.self, into: &rSint32)
       case 224:
-        rSint64.append(try QuadProtobuf.ProtoSInt64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoSInt64.self, into: &rSint64)
       case 226:
         try decoder.readPacked(QuadProtobuf.ProtoSInt64.self, into: &rSint64)
       case 237:
-        rFixed32.append(try QuadProtobuf.ProtoFixed32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoFixed32.self, into: &rFixed32)
       case 234:
         try decoder.readPacked(QuadProtobuf.ProtoFixed32.self, into: &rFixed32)
       case 241:
-        rFixed64.append(try QuadProtobuf.ProtoFixed64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoFixed64.self, into: &rFixed64)
       case 242:
         try decoder.readPacked(QuadProtobuf.ProtoFixed64.self, into: &rFixed64)
       case 253:
-        rSfixed32.append(try QuadProtobuf.ProtoSFixed32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoSFixed32.self, into: &rSfixed32)
       case 250:
         try decoder.readPacked(QuadProtobuf.ProtoSFixed32.self, into: &rSfixed32)
       case 257:
-        rSfixed64.append(try QuadProtobuf.ProtoSFixed64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoSFixed64.self, into: &rSfixed64)
       case 258:
         try decoder.readPacked(QuadProtobuf.ProtoSFixed64.self, into: &rSfixed64)
       case 264:
-        rBool.append(try QuadProtobuf.ProtoBool.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoBool.self, into: &rBool)
       case 266:
         try decoder.readPacked(QuadProtobuf.ProtoBool.self, into: &rBool)
       case 272:
-        rEnum.append(try QuadProtobuf.ProtoEnum<Quad_Test_V1_Color>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoEnum<Quad_Test_V1_Color>.self, into: &rEnum)
       case 274:
         try decoder.readPacked(QuadProtobuf.ProtoEnum<Quad_Test_V1_Color>.self, into: &rEnum)
       case 282:
-        rString.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &rString)
       case 290:
-        rBytes.append(try QuadProtobuf.ProtoBytes.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoBytes.self, into: &rBytes)
       case 298:
-        rNested.append(try QuadProtobuf.ProtoMessage<Quad_Test_V1_Everything.Nested>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Quad_Test_V1_Everything.Nested>.self, into: &rNested)
       case 304:
-        rInt32Unpacked.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &rInt32Unpacked)
       case 306:
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &rInt32Unpacked)
       case 312:
-        rSint64Unpacked.append(try QuadProtobuf.ProtoSInt64.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoSInt64.self, into: &rSint64Unpacked)
       case 314:
         try decoder.readPacked(QuadProtobuf.ProtoSInt64.self, into: &rSint64Unpacked)
       case 330:

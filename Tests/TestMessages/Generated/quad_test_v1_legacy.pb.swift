@@ -442,7 +442,7 @@ public struct QTLegacy: QuadProtobuf.Message {
       case 66:
         try decoder.readPackedClosedEnum(QTSize.self, fieldNumber: 8, into: &sizes, unknownFields: &unknownFields)
       case 72:
-        packedInts.append(try QuadProtobuf.ProtoInt32.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoInt32.self, into: &packedInts)
       case 74:
         try decoder.readPacked(QuadProtobuf.ProtoInt32.self, into: &packedInts)
       case 80:

@@ -344,7 +344,7 @@ public struct Quad_Test_V1_Presence: QuadProtobuf.Message {
         if _empty == nil { _empty = Google_Protobuf_Empty() }
         try decoder.readMessage(into: &_empty!)
       case 218:
-        timestamps.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.self, into: &timestamps)
       case 226:
         try decoder.readMapEntry(QuadProtobuf.ProtoString.self, QuadProtobuf.ProtoMessage<Google_Protobuf_Value>.self, into: &values)
       case 232:

@@ -237,7 +237,7 @@ struct MessageEmitter {
           if f.isClosedEnum {
             closedEnumRead(f, assign: { "\(f.property).append(\($0))" }, into: &p)
           } else {
-            p.line("\(f.property).append(try \(f.qualifiedCodec).read(from: &decoder))")
+            p.line("try decoder.readRepeated(\(f.qualifiedCodec).self, into: &\(f.property))")
           }
         }
         p.line("case \(lenTag):")
@@ -250,7 +250,7 @@ struct MessageEmitter {
         }
       } else {
         p.line("case \(f.tag):")
-        p.indent { p.line("\(f.property).append(try \(f.qualifiedCodec).read(from: &decoder))") }
+        p.indent { p.line("try decoder.readRepeated(\(f.qualifiedCodec).self, into: &\(f.property))") }
       }
     case .map(let k, let v):
       p.line("case \(lenTag):")

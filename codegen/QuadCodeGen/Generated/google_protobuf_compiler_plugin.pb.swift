@@ -229,11 +229,11 @@ struct Google_Protobuf_Compiler_CodeGeneratorRequest: QuadProtobuf.Message {
     while let tag = try decoder.nextTag() {
       switch tag {
       case 10:
-        fileToGenerate.append(try QuadProtobuf.ProtoString.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoString.self, into: &fileToGenerate)
       case 18:
         _parameter = try QuadProtobuf.ProtoString.read(from: &decoder)
       case 122:
-        protoFile.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_FileDescriptorProto>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_FileDescriptorProto>.self, into: &protoFile)
       case 26:
         if _compilerVersion == nil { _compilerVersion = Google_Protobuf_Compiler_Version() }
         try decoder.readMessage(into: &_compilerVersion!)
@@ -651,7 +651,7 @@ struct Google_Protobuf_Compiler_CodeGeneratorResponse: QuadProtobuf.Message {
       case 16:
         _supportedFeatures = try QuadProtobuf.ProtoUInt64.read(from: &decoder)
       case 122:
-        file.append(try QuadProtobuf.ProtoMessage<Google_Protobuf_Compiler_CodeGeneratorResponse.File>.read(from: &decoder))
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Google_Protobuf_Compiler_CodeGeneratorResponse.File>.self, into: &file)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
