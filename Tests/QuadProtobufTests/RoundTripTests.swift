@@ -221,3 +221,29 @@ struct DeterministicTests {
     #expect(Array(bytes[entry..<entry + 5]) == [0xA2, 0x03, 0x05, 0x08, 0x00])
   }
 }
+
+@Suite("Packed fixed-width runs")
+struct PackedFixedTests {
+  @Test("Fixed-width packed runs copy exactly; a run whose length is not a multiple fails")
+  func fixedRuns() throws {
+    var m = Quad_Test_V1_Everything()
+    m.rDouble = [1.5, -0.0, .infinity, .leastNonzeroMagnitude]
+    m.rFloat = [3.25, -1]
+    m.rFixed32 = [0, 1, .max]
+    m.rFixed64 = [.max, 7]
+    m.rSfixed32 = [.min, -1]
+    m.rSfixed64 = [.min, .max]
+    let bytes = m.serializedBytes()
+    // r_fixed32 (29): tag 0xEA 0x01, 12 bytes, little-endian.
+    let at = bytes.firstIndex(of: 0xEA)!
+    #expect(Array(bytes[at..<at + 15]) == [0xEA, 0x01, 12, 0, 0, 0, 0, 1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+    let back = try Quad_Test_V1_Everything(serializedBytes: bytes)
+    #expect(back.rDouble.map(\.bitPattern) == m.rDouble.map(\.bitPattern))
+    #expect(back == m)
+    // Two runs append; a 5-byte fixed32 run is truncated.
+    #expect(try Quad_Test_V1_Everything(serializedBytes: bytes + bytes).rFixed32.count == 6)
+    #expect(throws: QuadProtobufError.self) {
+      try Quad_Test_V1_Everything(serializedBytes: [0xEA, 0x01, 5, 1, 2, 3, 4, 5])
+    }
+  }
+}

@@ -256,6 +256,20 @@ public struct BinaryDecoder {
     into values: inout [T.Value]
   ) throws {
     let n = try readLength()
+    #if _endian(little)
+      // Fixed-width values are stored as on the wire: copy the run in one go.
+      if let size = T.fixedSize, MemoryLayout<T.Value>.stride == size, n % size == 0 {
+        let count = n / size
+        let start = cursor
+        let run = [T.Value](unsafeUninitializedCapacity: count) { buffer, initialized in
+          if count > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: start, byteCount: n) }
+          initialized = count
+        }
+        if values.isEmpty { values = run } else { values.append(contentsOf: run) }
+        cursor += n
+        return
+      }
+    #endif
     let savedEnd = end
     end = cursor + n
     if let size = T.fixedSize {

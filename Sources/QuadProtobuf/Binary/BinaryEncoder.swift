@@ -125,6 +125,13 @@ public struct BinaryEncoder {
     let length: Int
     if let size = T.fixedSize { length = size * values.count } else { length = cache.take() }
     writeVarint(UInt64(length))
+    #if _endian(little)
+      // Fixed-width values (fixed32/64, sfixed32/64, float, double) are stored as on the wire.
+      if let size = T.fixedSize, MemoryLayout<T.Value>.stride == size {
+        values.withUnsafeBytes { writeRaw($0) }
+        return
+      }
+    #endif
     for v in values { T.write(v, to: &self) }
   }
 
