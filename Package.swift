@@ -39,6 +39,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // HTTP/2 framing, HPACK and flow control: the only importer of CNGHTTP2.
+    .target(
+      name: "HTTP2Session",
+      dependencies: ["CNGHTTP2"],
+      swiftSettings: swiftSettings
+    ),
+
     // The code generator: a tested library and a thin protoc plugin.
     .target(
       name: "QuadCodeGen",
@@ -78,6 +85,11 @@ let package = Package(
       name: "QuadProtobufDifferentialTests",
       dependencies: ["QuadProtobuf", "TestMessages", "CTestMessages"],
       exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "HTTP2SessionTests",
+      dependencies: ["HTTP2Session"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -15,6 +15,12 @@ swift test 2>&1 | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (st
 status=${PIPESTATUS[0]}
 set -e
 [[ $status -eq 0 ]] || { echo "swift test failed ($status)" >&2; exit "$status"; }
+echo "== AddressSanitizer: the modules that wrap C" >&2
+LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan-suppressions.txt" \
+  swift test --sanitize=address --scratch-path .build-asan --filter 'HTTP2SessionTests' 2>&1 \
+  | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ )'
+status=${PIPESTATUS[0]}
+[[ $status -eq 0 ]] || { echo "swift test --sanitize=address failed ($status)" >&2; exit "$status"; }
 if [[ -f Tests/Fuzz/Package.swift ]]; then
   echo "== fuzz (${FUZZ_SECONDS:-60} s per target)" >&2
   scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
