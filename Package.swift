@@ -46,6 +46,12 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // gRPC-over-HTTP/2 rules, pure: framing, grpc-timeout, grpc-message, -bin metadata.
+    .target(
+      name: "GRPCWire",
+      swiftSettings: swiftSettings
+    ),
+
     // The code generator: a tested library and a thin protoc plugin.
     .target(
       name: "QuadCodeGen",
@@ -90,6 +96,11 @@ let package = Package(
     .testTarget(
       name: "HTTP2SessionTests",
       dependencies: ["HTTP2Session"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "GRPCWireTests",
+      dependencies: ["GRPCWire"],
       swiftSettings: swiftSettings
     ),
     .testTarget(
