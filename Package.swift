@@ -28,6 +28,11 @@ let package = Package(
       providers: [.apt(["libpq-dev"])]
     ),
     .systemLibrary(
+      name: "CZlib",
+      pkgConfig: "zlib",
+      providers: [.apt(["zlib1g-dev"])]
+    ),
+    .systemLibrary(
       name: "CProtobufC",
       pkgConfig: "libprotobuf-c",
       providers: [.apt(["libprotobuf-c-dev"])]
@@ -49,6 +54,13 @@ let package = Package(
     // gRPC-over-HTTP/2 rules, pure: framing, grpc-timeout, grpc-message, -bin metadata.
     .target(
       name: "GRPCWire",
+      swiftSettings: swiftSettings
+    ),
+
+    // gzip for grpc-encoding: the only importer of CZlib.
+    .target(
+      name: "Gzip",
+      dependencies: ["CZlib"],
       swiftSettings: swiftSettings
     ),
 
@@ -101,6 +113,11 @@ let package = Package(
     .testTarget(
       name: "GRPCWireTests",
       dependencies: ["GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "GzipTests",
+      dependencies: ["Gzip"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -17,7 +17,7 @@ set -e
 [[ $status -eq 0 ]] || { echo "swift test failed ($status)" >&2; exit "$status"; }
 echo "== AddressSanitizer: the modules that wrap C" >&2
 LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan-suppressions.txt" \
-  swift test --sanitize=address --scratch-path .build-asan --filter 'HTTP2SessionTests' 2>&1 \
+  swift test --sanitize=address --scratch-path .build-asan --filter 'HTTP2SessionTests|GzipTests' 2>&1 \
   | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ )'
 status=${PIPESTATUS[0]}
 [[ $status -eq 0 ]] || { echo "swift test --sanitize=address failed ($status)" >&2; exit "$status"; }
