@@ -15,6 +15,9 @@ let package = Package(
     .library(name: "QuadProtobuf", targets: ["QuadProtobuf"]),
     .executable(name: "protoc-gen-quad", targets: ["protoc-gen-quad"]),
   ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+  ],
   targets: [
     // C libraries: one system-library target each (used by the next issues).
     .systemLibrary(
@@ -61,6 +64,17 @@ let package = Package(
     .target(
       name: "Gzip",
       dependencies: ["CZlib"],
+      swiftSettings: swiftSettings
+    ),
+
+    // The gRPC runtime: server (and, later, client) over NIO sockets, HTTP2Session and GRPCWire.
+    .target(
+      name: "QuadRPC",
+      dependencies: [
+        "HTTP2Session", "GRPCWire", "Gzip",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
       swiftSettings: swiftSettings
     ),
 
@@ -118,6 +132,11 @@ let package = Package(
     .testTarget(
       name: "GzipTests",
       dependencies: ["Gzip"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "QuadRPCTests",
+      dependencies: ["QuadRPC", "GRPCWire", .product(name: "NIOPosix", package: "swift-nio")],
       swiftSettings: swiftSettings
     ),
     .testTarget(

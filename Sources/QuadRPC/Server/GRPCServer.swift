@@ -1,0 +1,63 @@
+internal import NIOCore
+internal import NIOPosix
+
+/// A gRPC server over plaintext HTTP/2 (h2c, prior knowledge): listens, then serves every
+/// connection on an event loop of its group.
+///
+/// ```swift
+/// var router = Router()
+/// router.registerUnary("/pkg.Echo/Say") { request, _ in request }
+/// let server = try await GRPCServer.start(router: router, host: "0.0.0.0", port: 50051)
+/// ```
+package final class GRPCServer: Sendable {
+  private let group: MultiThreadedEventLoopGroup
+  private let channel: any Channel
+
+  /// The port the server listens on (useful with port 0).
+  package let port: Int
+
+  private init(group: MultiThreadedEventLoopGroup, channel: any Channel) {
+    self.group = group
+    self.channel = channel
+    self.port = channel.localAddress?.port ?? 0
+  }
+
+  /// Binds and starts serving.
+  ///
+  /// - Parameters:
+  ///   - maximumMessageLength: largest request message accepted (default 4 MiB; larger ones get
+  ///     RESOURCE_EXHAUSTED before they are buffered).
+  package static func start(
+    router: Router,
+    host: String = "0.0.0.0",
+    port: Int,
+    threads: Int = 1,
+    maximumMessageLength: Int = 4 * 1024 * 1024
+  ) async throws -> GRPCServer {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    do {
+      let channel = try await ServerBootstrap(group: group)
+        .serverChannelOption(.backlog, value: 256)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture {
+            let handler = try ServerConnectionHandler(router: router, maximumMessageLength: maximumMessageLength)
+            try channel.pipeline.syncOperations.addHandler(handler)
+          }
+        }
+        .bind(host: host, port: port)
+        .get()
+      return GRPCServer(group: group, channel: channel)
+    } catch {
+      try? await group.shutdownGracefully()
+      throw error
+    }
+  }
+
+  /// Stops listening, closes connections and releases the threads.
+  package func stop() async throws {
+    try? await channel.close()
+    try await group.shutdownGracefully()
+  }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""A grpcio client for the Quad server tests: raw-bytes unary calls (no generated code).
+
+  unary_client.py PORT   prints one line per check: NAME RESULT
+"""
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+port = sys.argv[1]
+channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+grpc.channel_ready_future(channel).result(timeout=10)
+
+
+def call(path, payload, **kw):
+    method = channel.unary_unary(path)  # no serializers: bytes in, bytes out
+    try:
+        response, rpc = method.with_call(payload, **kw)
+        return "OK " + response.hex() + " " + ",".join(f"{k}={v}" for k, v in rpc.trailing_metadata() or [])
+    except grpc.RpcError as e:
+        return f"{e.code().name} " + (e.details() or "").replace("\n", "\\n")
+
+
+print("echo", call("/quad.test.v1.Echo/Say", b"hello"))
+print("empty", call("/quad.test.v1.Echo/Say", b""))
+print("metadata", call("/quad.test.v1.Echo/Metadata", b"", metadata=[("x-user", "ada"), ("x-blob-bin", b"\x00\xff")]))
+print("unimplemented", call("/quad.test.v1.Echo/Missing", b"x"))
+print("unknown_service", call("/nope.Service/Say", b"x"))
+print("status", call("/quad.test.v1.Echo/Fail", b""))
+print("leak", call("/quad.test.v1.Echo/Crash", b""))
+print("deadline", call("/quad.test.v1.Echo/Slow", b"", timeout=0.3))
+print("large", call("/quad.test.v1.Echo/Say", b"\x07" * (3 * 1024 * 1024)).split(" ")[0])
+print("too_large", call("/quad.test.v1.Echo/Say", b"\x07" * (5 * 1024 * 1024))[:40])
+gz = grpc.insecure_channel(f"127.0.0.1:{port}", compression=grpc.Compression.Gzip)
+try:
+    r = gz.unary_unary("/quad.test.v1.Echo/Say")(b"z" * 10000)
+    print("gzip", "OK", len(r))
+except grpc.RpcError as e:
+    print("gzip", e.code().name, e.details())
+with ThreadPoolExecutor(8) as pool:
+    results = list(pool.map(lambda i: call("/quad.test.v1.Echo/Say", bytes([i % 256]) * 100), range(400)))
+print("concurrent", sum(r.startswith("OK") for r in results))
