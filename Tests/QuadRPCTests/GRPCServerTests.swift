@@ -33,7 +33,7 @@ struct GRPCServerTests {
     return r
   }
 
-  @Test("Unary calls, metadata, errors, deadlines, size limits, gzip and 400 concurrent calls")
+  @Test("Unary calls, metadata, errors, deadlines, size limits, gzip, 400 concurrent calls, bad prefaces")
   func grpcioClient() async throws {
     let server = try await GRPCServer.start(router: Self.router(), host: "127.0.0.1", port: 0)
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/unary_client.py").path
@@ -65,5 +65,8 @@ struct GRPCServerTests {
     #expect(results["too_large"]?.hasPrefix("RESOURCE_EXHAUSTED") == true, "\(results)")
     #expect(results["gzip"] == "OK 10000", "\(results)")
     #expect(results["concurrent"] == "400")
+    // Bad prefaces: the server answers with SETTINGS + GOAWAY and closes, and keeps serving others.
+    #expect(results["garbage"]?.hasPrefix("closed") == true, "\(results)")
+    #expect(results["http1"]?.hasPrefix("closed") == true, "\(results)")
   }
 }

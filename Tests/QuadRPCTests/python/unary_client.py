@@ -9,6 +9,31 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 port = sys.argv[1]
+
+
+def raw(payload):
+    """Sends bytes on a fresh socket; returns how the server ended it (it must close it)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as s:
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return "closed while sending"
+        received = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return f"closed {len(received)}"
+                received += chunk
+        except socket.timeout:
+            return "open"
+        except ConnectionResetError:
+            return f"closed reset after {len(received)}"
+
+
+print("garbage", raw(b"\xff" * 4096))
+print("http1", raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 channel = grpc.insecure_channel(f"127.0.0.1:{port}")
 grpc.channel_ready_future(channel).result(timeout=10)
 
