@@ -28,16 +28,29 @@ package struct ServerContext: Sendable {
 /// A unary method: one request message in, one response message out (serialized bytes).
 package typealias UnaryHandler = @Sendable (_ request: [UInt8], _ context: ServerContext) async throws -> [UInt8]
 
+/// A server-streaming method: one request message in, any number of response messages written
+/// through the ``ResponseWriter`` (which suspends while the client is not reading).
+package typealias ServerStreamingHandler = @Sendable (_ request: [UInt8], _ context: ServerContext, _ writer: ResponseWriter) async throws -> Void
+
 /// Maps `:path` to handlers.
 package struct Router: Sendable {
-  private var unary: [String: UnaryHandler] = [:]
+  enum Method: Sendable {
+    case unary(UnaryHandler)
+    case serverStreaming(ServerStreamingHandler)
+  }
+  private var methods: [String: Method] = [:]
 
   package init() {}
 
   /// Registers a unary method under its full path (`/pkg.Service/Method`).
   package mutating func registerUnary(_ path: String, _ handler: @escaping UnaryHandler) {
-    unary[path] = handler
+    methods[path] = .unary(handler)
   }
 
-  func unaryHandler(for path: String) -> UnaryHandler? { unary[path] }
+  /// Registers a server-streaming method under its full path.
+  package mutating func registerServerStreaming(_ path: String, _ handler: @escaping ServerStreamingHandler) {
+    methods[path] = .serverStreaming(handler)
+  }
+
+  func method(for path: String) -> Method? { methods[path] }
 }

@@ -1,13 +1,43 @@
 internal import Foundation
 internal import GRPCWire
 @testable internal import QuadRPC
+internal import Synchronization
 internal import Testing
+
+/// What the endless handler saw, shared with the test.
+final class EndlessProbe: Sendable {
+  let written = Mutex(0)
+  let cancelled = Mutex(false)
+}
 
 /// The Quad server answering a real grpcio (C core) client over loopback.
 @Suite("gRPC server with a grpcio client")
 struct GRPCServerTests {
-  static func router() -> Router {
+  static func router(_ probe: EndlessProbe) -> Router {
     var r = Router()
+    r.registerServerStreaming("/quad.test.v1.Echo/Count") { request, _, writer in
+      let n = request.count == 4 ? Int(request[0]) << 24 | Int(request[1]) << 16 | Int(request[2]) << 8 | Int(request[3]) : 0
+      for i in 0..<n {
+        var m = [UInt8](repeating: 0, count: 100)
+        m[0] = UInt8(i >> 24 & 255); m[1] = UInt8(i >> 16 & 255); m[2] = UInt8(i >> 8 & 255); m[3] = UInt8(i & 255)
+        try await writer.write(m)
+      }
+    }
+    r.registerServerStreaming("/quad.test.v1.Echo/StreamFail") { _, _, writer in
+      for _ in 0..<3 { try await writer.write([1]) }
+      throw RPCError(code: .aborted, message: "conflict")
+    }
+    r.registerServerStreaming("/quad.test.v1.Echo/Endless") { _, _, writer in
+      do {
+        while true {
+          try await writer.write([UInt8](repeating: 9, count: 1024))
+          probe.written.withLock { $0 += 1 }
+        }
+      } catch {
+        probe.cancelled.withLock { $0 = true }
+        throw error
+      }
+    }
     r.registerUnary("/quad.test.v1.Echo/Say") { request, _ in request }
     r.registerUnary("/quad.test.v1.Echo/Metadata") { _, context in
       // Reply with what arrived: key=value pairs, -bin values as hex.
@@ -33,9 +63,10 @@ struct GRPCServerTests {
     return r
   }
 
-  @Test("Unary calls, metadata, errors, deadlines, size limits, gzip, 400 concurrent calls, bad prefaces")
+  @Test("Unary calls, metadata, errors, deadlines, size limits, gzip, 400 concurrent calls, bad prefaces, server streaming")
   func grpcioClient() async throws {
-    let server = try await GRPCServer.start(router: Self.router(), host: "127.0.0.1", port: 0)
+    let probe = EndlessProbe()
+    let server = try await GRPCServer.start(router: Self.router(probe), host: "127.0.0.1", port: 0)
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/unary_client.py").path
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -45,6 +76,7 @@ struct GRPCServerTests {
     try p.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
+    try await Task.sleep(for: .milliseconds(200))
     try await server.stop()
     let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
     var results: [String: String] = [:]
@@ -65,6 +97,14 @@ struct GRPCServerTests {
     #expect(results["too_large"]?.hasPrefix("RESOURCE_EXHAUSTED") == true, "\(results)")
     #expect(results["gzip"] == "OK 10000", "\(results)")
     #expect(results["concurrent"] == "400")
+    // Server streaming: order, an error after messages, and a client that stops reading.
+    #expect(results["stream"] == "OK 10000 ordered", "\(results)")
+    #expect(results["stream_fail"] == "ABORTED 3", "\(results)")
+    #expect(results["stream_cancel"]?.hasPrefix("CANCELLED 10") == true || results["stream_cancel"] == "OK 10", "\(results)")
+    #expect(probe.cancelled.withLock { $0 }, "the endless handler saw the cancellation")
+    let written = probe.written.withLock { $0 }
+    print("endless stream: \(written) messages of 1 KiB written before the client cancelled")
+    #expect(written < 20_000, "writes stopped by back-pressure: \(written) KiB written")
     // Bad prefaces: the server answers with SETTINGS + GOAWAY and closes, and keeps serving others.
     #expect(results["garbage"]?.hasPrefix("closed") == true, "\(results)")
     #expect(results["http1"]?.hasPrefix("closed") == true, "\(results)")

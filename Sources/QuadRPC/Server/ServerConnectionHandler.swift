@@ -11,21 +11,29 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   typealias OutboundOut = ByteBuffer
 
   static let supportedEncodings = ["gzip"]
+  /// A streaming writer suspends above this many bytes queued on its stream, and resumes below
+  /// ``lowWatermark``.
+  static let highWatermark = 64 * 1024
+  static let lowWatermark = 16 * 1024
 
   private let router: Router
   private let maximumMessageLength: Int
   private let session: HTTP2Session
   private var streams: [Int32: CallState] = [:]
   private var context: ChannelHandlerContext?
+  private var flushScheduled = false
 
   private struct CallState {
     var head: RequestHead
-    var handler: UnaryHandler
+    var method: Router.Method
     var deframer: MessageDeframer
     var messages: [FramedMessage] = []
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
     var answered = false
+    var responseStarted = false
+    /// A streaming writer waiting for the stream to drain.
+    var parkedWriter: CheckedContinuation<Void, any Error>?
   }
 
   init(router: Router, maximumMessageLength: Int) throws {
@@ -48,6 +56,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     for (_, s) in streams {
       s.task?.cancel()
       s.deadlineTimer?.cancel()
+      s.parkedWriter?.resume(throwing: CancellationError())
     }
     streams.removeAll()
     self.context = nil
@@ -96,6 +105,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       if let s = streams.removeValue(forKey: id) {
         s.task?.cancel()
         s.deadlineTimer?.cancel()
+        s.parkedWriter?.resume(throwing: CancellationError())
       }
     case .goAway:
       break
@@ -114,12 +124,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     case .failure(.grpc(let status, let extra)):
       try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status, extraHeaders: extra)))
     case .success(let head):
-      guard let handler = router.unaryHandler(for: head.path) else {
+      guard let method = router.method(for: head.path) else {
         let status = GRPCStatus(.unimplemented, "Method not found: \(head.path)")
         try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status)))
         return
       }
-      var state = CallState(head: head, handler: handler, deframer: MessageDeframer(maximumMessageLength: maximumMessageLength))
+      var state = CallState(head: head, method: method, deframer: MessageDeframer(maximumMessageLength: maximumMessageLength))
       if let timeout = head.timeoutNanoseconds, let loop = context?.eventLoop {
         state.deadlineTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(min(timeout, Int64.max / 2))) { [self] in
           self.deadlineExpired(streamID: id)
@@ -159,15 +169,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
     let deadline = state.head.timeoutNanoseconds.map { ContinuousClock.now.advanced(by: .nanoseconds($0)) }
     let callContext = ServerContext(path: state.head.path, metadata: state.head.metadata, deadline: deadline)
-    let handler = state.handler
+    let method = state.method
     let loop = context!.eventLoop
     let me = NIOLoopBound(self, eventLoop: loop)
+    let writer = ResponseWriter(connection: me, loop: loop, streamID: id)
     // Bridge from the event loop to the handler's task and back; the task is cancelled when the
     // stream is reset, the deadline passes or the connection drops.
     state.task = Task {
-      let result: Result<[UInt8], any Error>
+      let result: Result<[UInt8]?, any Error>
       do {
-        result = .success(try await handler(request, callContext))
+        switch method {
+        case .unary(let handler):
+          result = .success(try await handler(request, callContext))
+        case .serverStreaming(let handler):
+          try await handler(request, callContext, writer)
+          result = .success(nil)
+        }
       } catch {
         result = .failure(error)
       }
@@ -188,16 +205,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   // MARK: Answers
 
-  private func answer(streamID id: Int32, result: Result<[UInt8], any Error>) {
+  private func answer(streamID id: Int32, result: Result<[UInt8]?, any Error>) {
     guard var state = streams[id], !state.answered else { return }
     state.answered = true
     state.deadlineTimer?.cancel()
+    state.parkedWriter?.resume(throwing: CancellationError())
+    state.parkedWriter = nil
+    let started = state.responseStarted
     streams[id] = state
     switch result {
     case .success(let response):
       do {
-        try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(encoding: nil, supportedEncodings: Self.supportedEncodings)))
-        try session.send(streamID: id, bytes: MessageFraming.frame(response))
+        if !started { try startResponse(id) }
+        if let response { try session.send(streamID: id, bytes: MessageFraming.frame(response)) }
         try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(GRPCStatus(.ok))))
       } catch {
         try? session.resetStream(streamID: id, errorCode: 2)
@@ -213,7 +233,61 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       } else {
         status = GRPCStatus(.unknown, "handler failed")
       }
-      try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status, details: details)))
+      if started {
+        do {
+          try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(status, details: details)))
+        } catch {
+          try? session.resetStream(streamID: id, errorCode: 2)
+        }
+      } else {
+        try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status, details: details)))
+      }
+    }
+  }
+
+  private func startResponse(_ id: Int32) throws {
+    try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(encoding: nil, supportedEncodings: Self.supportedEncodings)))
+    streams[id]?.responseStarted = true
+  }
+
+  /// A streaming write, on the event loop: queue the message, flush at the end of this loop turn,
+  /// and hold the writer while too much of the stream is waiting for the client's window.
+  func enqueue(streamID id: Int32, message: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+    guard let state = streams[id], !state.answered else {
+      continuation.resume(throwing: CancellationError())
+      return
+    }
+    do {
+      if !state.responseStarted { try startResponse(id) }
+      try session.send(streamID: id, bytes: MessageFraming.frame(message))
+    } catch {
+      continuation.resume(throwing: CancellationError())
+      return
+    }
+    scheduleFlush()
+    if session.pendingOutbound(streamID: id) > Self.highWatermark {
+      streams[id]?.parkedWriter = continuation
+    } else {
+      continuation.resume()
+    }
+  }
+
+  private func scheduleFlush() {
+    guard !flushScheduled, let loop = context?.eventLoop else { return }
+    flushScheduled = true
+    loop.assumeIsolated().execute { [self] in
+      flushScheduled = false
+      flush()
+    }
+  }
+
+  /// Wakes writers whose streams drained below the low watermark.
+  private func resumeDrainedWriters() {
+    for (id, state) in streams {
+      if let parked = state.parkedWriter, session.pendingOutbound(streamID: id) < Self.lowWatermark {
+        streams[id]?.parkedWriter = nil
+        parked.resume()
+      }
     }
   }
 
@@ -226,6 +300,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     if !out.isEmpty {
       context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out)), promise: nil)
     }
+    resumeDrainedWriters()
     if !session.wantsRead && !session.wantsWrite {
       context.close(promise: nil)
     }

@@ -66,3 +66,29 @@ except grpc.RpcError as e:
 with ThreadPoolExecutor(8) as pool:
     results = list(pool.map(lambda i: call("/quad.test.v1.Echo/Say", bytes([i % 256]) * 100), range(400)))
 print("concurrent", sum(r.startswith("OK") for r in results))
+
+
+def stream(path, payload, limit=None, stall=0.0):
+    method = channel.unary_stream(path)
+    got = []
+    call_ = method(payload)
+    try:
+        for m in call_:
+            got.append(m)
+            if limit is not None and len(got) >= limit:
+                import time
+                time.sleep(stall)  # stop reading: only flow control holds the server back now
+                call_.cancel()
+                break
+        return "OK", got
+    except grpc.RpcError as e:
+        return e.code().name, got
+
+
+code, got = stream("/quad.test.v1.Echo/Count", (10000).to_bytes(4, "big"))
+ordered = all(int.from_bytes(m[:4], "big") == i and len(m) == 100 for i, m in enumerate(got))
+print("stream", code, len(got), "ordered" if ordered else "DISORDERED")
+code, got = stream("/quad.test.v1.Echo/StreamFail", b"")
+print("stream_fail", code, len(got))
+code, got = stream("/quad.test.v1.Echo/Endless", b"", limit=10, stall=1.5)
+print("stream_cancel", code, len(got))
