@@ -13,10 +13,12 @@ let package = Package(
   name: "Quad",
   products: [
     .library(name: "QuadProtobuf", targets: ["QuadProtobuf"]),
+    .executable(name: "quad", targets: ["quad"]),
     .executable(name: "protoc-gen-quad", targets: ["protoc-gen-quad"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
   ],
   targets: [
     // C libraries: one system-library target each (used by the next issues).
@@ -74,6 +76,23 @@ let package = Package(
         "HTTP2Session", "GRPCWire", "Gzip",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
+    // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
+    .target(
+      name: "BenchService",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
+    // The `quad` command.
+    .executableTarget(
+      name: "quad",
+      dependencies: [
+        "BenchService", "QuadRPC",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -136,7 +155,7 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadRPCTests",
-      dependencies: ["QuadRPC", "GRPCWire", .product(name: "NIOPosix", package: "swift-nio")],
+      dependencies: ["QuadRPC", "GRPCWire", "BenchService", "QuadProtobuf", .product(name: "NIOPosix", package: "swift-nio")],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 # Copy the inputs the generator reads (module maps) so paths resolve the same way.
-mkdir -p "$TMP/Tests/Protos"
+mkdir -p "$TMP/Tests/Protos" "$TMP/Protos"
 cp -r Tests/Protos/. "$TMP/Tests/Protos/"
+cp -r Protos/. "$TMP/Protos/"
 scripts/generate.sh "$TMP" >/dev/null
 status=0
-for dir in Sources/QuadProtobuf/Generated codegen/QuadCodeGen/Generated Tests/TestMessages/Generated Tests/CTestMessages/generated Benchmarks/Wire/Sources/ImplQuad/Generated; do
+for dir in Sources/QuadProtobuf/Generated Sources/BenchService/Generated codegen/QuadCodeGen/Generated Tests/TestMessages/Generated Tests/CTestMessages/generated Benchmarks/Wire/Sources/ImplQuad/Generated; do
   [[ -d "$TMP/$dir" ]] || continue
   if ! diff -ru "$dir" "$TMP/$dir"; then
     echo "check-generated: $dir differs from a fresh generation; run 'make generate'" >&2

@@ -27,6 +27,9 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
   google/protobuf/source_context.proto google/protobuf/struct.proto google/protobuf/timestamp.proto \
   google/protobuf/type.proto google/protobuf/wrappers.proto
 
+# Product protos (Protos/).
+gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
+
 # plugin.proto: the generator's input and output types.
 gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" \
   google/protobuf/compiler/plugin.proto

@@ -68,23 +68,16 @@ struct GRPCServerTests {
     let probe = EndlessProbe()
     let server = try await GRPCServer.start(router: Self.router(probe), host: "127.0.0.1", port: 0)
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/unary_client.py").path
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", script, String(server.port)]
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
+    let (status, output) = try await runProcess(["python3", script, String(server.port)])
     try await Task.sleep(for: .milliseconds(200))
     try await server.stop()
-    let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    let lines = output.split(separator: "\n").map(String.init)
     var results: [String: String] = [:]
     for l in lines {
       let parts = l.split(separator: " ", maxSplits: 1).map(String.init)
       results[parts[0]] = parts.count > 1 ? parts[1] : ""
     }
-    #expect(p.terminationStatus == 0, "\(lines)")
+    #expect(status == 0, "\(lines)")
     #expect(results["echo"]?.hasPrefix("OK 68656c6c6f") == true, "\(results)")
     #expect(results["empty"]?.hasPrefix("OK ") == true)
     #expect(results["metadata"]?.hasPrefix("OK " + Array("x-user=ada;x-blob-bin=00ff".utf8).map { String(format: "%02x", $0) }.joined()) == true, "\(results)")

@@ -1,0 +1,41 @@
+internal import ArgumentParser
+internal import Foundation
+internal import BenchService
+internal import QuadRPC
+
+/// `quad`: Quad's command-line entry point.
+@main
+struct Quad: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "quad",
+    abstract: "Contract-first gRPC services for the campus.",
+    subcommands: [BenchServer.self]
+  )
+}
+
+/// `quad bench-server --port N [--threads T]`: serves bench.v1.Bench for the transport benchmark.
+struct BenchServer: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench-server",
+    abstract: "Serve bench.v1.Bench (Unary echo, Stream of count messages) over plaintext HTTP/2."
+  )
+
+  @Option(help: "The TCP port to listen on (all local addresses).")
+  var port: Int
+
+  @Option(help: "Event-loop threads.")
+  var threads: Int = 1
+
+  func validate() throws {
+    guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+  }
+
+  func run() async throws {
+    let server = try await GRPCServer.start(router: BenchService.router(), host: "0.0.0.0", port: port, threads: threads)
+    // One line, flushed at once, so scripts can wait for it.
+    FileHandle.standardOutput.write(Data("quad bench-server: serving bench.v1.Bench on 0.0.0.0:\(server.port) with \(threads) thread(s)\n".utf8))
+    // Serves until the process is signalled (graceful shutdown arrives with swift-service-lifecycle).
+    while true { try await Task.sleep(for: .seconds(3600)) }
+  }
+}
