@@ -78,14 +78,7 @@ extension Message {
   /// The protobuf binary encoding, fields in field-number order, unknown fields last; map entries
   /// in the dictionary's order.
   @inlinable public func serializedBytes() -> [UInt8] {
-    var cache = SizeCache()
-    let size = encodedSize(cache: &cache)
-    if size == 0 { return [] }
-    return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-      var encoder = BinaryEncoder(buffer.baseAddress!, cache: cache)
-      encodeMessage(to: &encoder)
-      count = size
-    }
+    serializedBytes(deterministic: false)
   }
 
   /// Bytes ``serializedBytes()`` would return.
