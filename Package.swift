@@ -73,7 +73,7 @@ let package = Package(
     .target(
       name: "QuadRPC",
       dependencies: [
-        "HTTP2Session", "GRPCWire", "Gzip",
+        "HTTP2Session", "GRPCWire", "Gzip", "QuadProtobuf",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
@@ -87,11 +87,19 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // grpc.testing.TestService (the official interop service) for `quad interop-server` and
+    // `quad interop-client`.
+    .target(
+      name: "InteropService",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
     // The `quad` command.
     .executableTarget(
       name: "quad",
       dependencies: [
-        "BenchService", "QuadRPC",
+        "BenchService", "InteropService", "QuadRPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings
@@ -116,6 +124,12 @@ let package = Package(
       name: "TestMessages",
       dependencies: ["QuadProtobuf"],
       path: "Tests/TestMessages",
+      swiftSettings: swiftSettings
+    ),
+    // Helpers the test targets share (subprocesses on Dispatch threads, the repository root).
+    .target(
+      name: "TestSupport",
+      path: "Tests/TestSupport",
       swiftSettings: swiftSettings
     ),
     // protoc-c output for the differential tests, linked with libprotobuf-c.
@@ -155,7 +169,14 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadRPCTests",
-      dependencies: ["QuadRPC", "GRPCWire", "BenchService", "QuadProtobuf", .product(name: "NIOPosix", package: "swift-nio")],
+      dependencies: ["QuadRPC", "GRPCWire", "BenchService", "QuadProtobuf", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")],
+      exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "InteropTests",
+      dependencies: ["InteropService", "QuadRPC", "GRPCWire", "TestSupport"],
+      exclude: ["python"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -29,6 +29,9 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
 
 # Product protos (Protos/).
 gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
+# grpc.testing (the official interop protos, kept at their upstream paths).
+gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
+  src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto
 
 # plugin.proto: the generator's input and output types.
 gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" \

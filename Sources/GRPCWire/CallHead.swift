@@ -29,12 +29,11 @@ package struct RequestHead: Hashable, Sendable {
   /// Encodings the client accepts for responses (`grpc-accept-encoding`).
   package var acceptedEncodings: [String]
   /// Custom metadata (reserved and pseudo headers removed; `-bin` values decoded), in order.
-  package var metadata: [(key: String, value: MetadataValue)]
+  package var metadata: Metadata
 
   package static func == (a: RequestHead, b: RequestHead) -> Bool {
     a.path == b.path && a.timeoutNanoseconds == b.timeoutNanoseconds && a.encoding == b.encoding
-      && a.acceptedEncodings == b.acceptedEncodings && a.metadata.map(\.key) == b.metadata.map(\.key)
-      && a.metadata.map(\.value) == b.metadata.map(\.value)
+      && a.acceptedEncodings == b.acceptedEncodings && a.metadata == b.metadata
   }
   package func hash(into h: inout Hasher) { h.combine(path) }
 }
@@ -124,7 +123,7 @@ package enum CallHead {
   package static func responseHeaders(
     encoding: String?,
     supportedEncodings: [String],
-    metadata: [(key: String, value: MetadataValue)] = []
+    metadata: Metadata = []
   ) -> [HeaderField] {
     var out = [HeaderField(":status", "200"), HeaderField("content-type", "application/grpc")]
     if let encoding { out.append(HeaderField("grpc-encoding", encoding)) }
@@ -140,7 +139,7 @@ package enum CallHead {
   package static func trailers(
     _ status: GRPCStatus,
     details: [UInt8]? = nil,
-    metadata: [(key: String, value: MetadataValue)] = []
+    metadata: Metadata = []
   ) -> [HeaderField] {
     var out = [HeaderField("grpc-status", String(status.code.rawValue))]
     if !status.message.isEmpty { out.append(HeaderField("grpc-message", PercentEncoding.encode(status.message))) }
@@ -153,10 +152,25 @@ package enum CallHead {
   package static func trailersOnly(
     _ status: GRPCStatus,
     details: [UInt8]? = nil,
-    extraHeaders: [HeaderField] = []
+    extraHeaders: [HeaderField] = [],
+    metadata: Metadata = []
   ) -> [HeaderField] {
     [HeaderField(":status", "200"), HeaderField("content-type", "application/grpc")] + extraHeaders
-      + trailers(status, details: details)
+      + trailers(status, details: details, metadata: metadata)
+  }
+
+  /// The custom metadata among response headers or trailers: pseudo and reserved headers left
+  /// out, `-bin` values decoded (an undecodable one is dropped).
+  package static func customMetadata(_ fields: [HeaderField]) -> Metadata {
+    var out = Metadata()
+    for f in fields where !f.name.hasPrefix(":") && !reserved.contains(f.name) && !f.name.hasPrefix("grpc-") {
+      if BinaryMetadata.isBinaryKey(f.name) {
+        if let bytes = BinaryMetadata.decode(f.value) { out.append((f.name, .binary(bytes))) }
+      } else {
+        out.append((f.name, .text(f.value)))
+      }
+    }
+    return out
   }
 
   /// Reads a client-side status from trailers (or a Trailers-Only head): the code, the decoded
@@ -184,7 +198,7 @@ package enum CallHead {
     return (GRPCStatus(.unknown, "no grpc-status in trailers"), nil)
   }
 
-  static func metadataFields(_ metadata: [(key: String, value: MetadataValue)]) -> [HeaderField] {
+  static func metadataFields(_ metadata: Metadata) -> [HeaderField] {
     metadata.map { key, value in
       switch value {
       case .text(let s): return HeaderField(key, s)

@@ -9,7 +9,7 @@ struct Quad: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "quad",
     abstract: "Contract-first gRPC services for the campus.",
-    subcommands: [BenchServer.self]
+    subcommands: [BenchServer.self, InteropServer.self]
   )
 }
 
@@ -33,9 +33,13 @@ struct BenchServer: AsyncParsableCommand {
 
   func run() async throws {
     let server = try await GRPCServer.start(router: BenchService.router(), host: "0.0.0.0", port: port, threads: threads)
-    // One line, flushed at once, so scripts can wait for it.
-    FileHandle.standardOutput.write(Data("quad bench-server: serving bench.v1.Bench on 0.0.0.0:\(server.port) with \(threads) thread(s)\n".utf8))
-    // Serves until the process is signalled (graceful shutdown arrives with swift-service-lifecycle).
-    while true { try await Task.sleep(for: .seconds(3600)) }
+    try await serveForever(server, "quad bench-server: serving bench.v1.Bench on 0.0.0.0:\(server.port) with \(threads) thread(s)")
   }
+}
+
+/// Prints the one ready line (flushed at once, so scripts can wait for it), then serves until the
+/// process is signalled.
+func serveForever(_ server: GRPCServer, _ readyLine: String) async throws {
+  FileHandle.standardOutput.write(Data((readyLine + "\n").utf8))
+  while true { try await Task.sleep(for: .seconds(3600)) }
 }

@@ -3,11 +3,12 @@ internal import Foundation
 internal import QuadProtobuf
 @testable internal import QuadRPC
 internal import Testing
+internal import TestSupport
 
 /// bench.v1.Bench as `quad bench-server` serves it, called by grpcio with its own messages.
 @Suite("bench.v1.Bench service")
 struct BenchServiceTests {
-  @Test("Unary echoes id and payload; Stream sends count messages of payload_size; bad input is INVALID_ARGUMENT")
+  @Test("Unary echoes id and payload; Stream sends count messages of payload_size; an unparseable request is INTERNAL, a negative count INVALID_ARGUMENT")
   func bench() async throws {
     let server = try await GRPCServer.start(router: BenchService.router(), host: "127.0.0.1", port: 0)
     let (_, text) = try await runProcess(["python3", "-c", """
@@ -28,10 +29,15 @@ struct BenchServiceTests {
           ch.unary_unary("/bench.v1.Bench/Unary")(b"\\xff\\xff")
       except grpc.RpcError as e:
           print("bad", e.code().name)
+      try:
+          list(ch.unary_stream("/bench.v1.Bench/Stream")(b"\\x08" + b"\\xff" * 9 + b"\\x01"))  # count: -1
+      except grpc.RpcError as e:
+          print("negative", e.code().name)
       """, String(server.port)])
     try await server.stop()
     #expect(text.contains("unary True"), "\(text)")
     #expect(text.contains("stream 1000 True"), "\(text)")
-    #expect(text.contains("bad INVALID_ARGUMENT"), "\(text)")
+    #expect(text.contains("bad INTERNAL"), "\(text)")
+    #expect(text.contains("negative INVALID_ARGUMENT"), "\(text)")
   }
 }

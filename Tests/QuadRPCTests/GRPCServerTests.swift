@@ -3,6 +3,7 @@ internal import GRPCWire
 @testable internal import QuadRPC
 internal import Synchronization
 internal import Testing
+internal import TestSupport
 
 /// What the endless handler saw, shared with the test.
 final class EndlessProbe: Sendable {

@@ -5,6 +5,7 @@
 // Source: bench/v1/bench.proto
 
 package import QuadProtobuf
+package import QuadRPC
 
 /// Fails to compile when this code and the QuadProtobuf runtime do not fit.
 fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersion1 {}
@@ -45,6 +46,24 @@ package enum Bench_V1_Bench {
       Unary.descriptor,
       Stream.descriptor,
     ]
+  }
+
+  /// The server side of the service: implement it, then `register(in:)` a router.
+  package protocol ServiceProtocol: Swift.Sendable {
+    func unary(_ request: Bench_V1_Req, context: QuadRPC.ServerContext) async throws -> Bench_V1_Resp
+    func stream(_ request: Bench_V1_StreamReq, writer: QuadRPC.ResponseStreamWriter<Bench_V1_Resp>, context: QuadRPC.ServerContext) async throws
+  }
+}
+
+extension Bench_V1_Bench.ServiceProtocol {
+  /// Registers every method of the service with `router`.
+  package func register(in router: inout QuadRPC.Router) {
+    router.registerUnary(Bench_V1_Bench.Method.Unary.descriptor.fullPath) { request, context in
+      try await self.unary(QuadRPC.RequestDecoding.decode(Bench_V1_Req.self, request), context: context).serializedBytes()
+    }
+    router.registerServerStreaming(Bench_V1_Bench.Method.Stream.descriptor.fullPath) { request, context, writer in
+      try await self.stream(QuadRPC.RequestDecoding.decode(Bench_V1_StreamReq.self, request), writer: QuadRPC.ResponseStreamWriter(writer), context: context)
+    }
   }
 }
 

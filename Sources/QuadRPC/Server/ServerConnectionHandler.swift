@@ -2,6 +2,7 @@ internal import GRPCWire
 internal import Gzip
 internal import HTTP2Session
 internal import NIOCore
+internal import Synchronization
 
 /// Drives one connection: socket bytes into its ``HTTP2Session``, request heads through
 /// ``CallHead``, messages through ``MessageDeframer``, calls to their handlers, and the answers
@@ -21,17 +22,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private let session: HTTP2Session
   private var streams: [Int32: CallState] = [:]
   private var context: ChannelHandlerContext?
+  private var peer = ""
   private var flushScheduled = false
 
   private struct CallState {
     var head: RequestHead
     var method: Router.Method
     var deframer: MessageDeframer
-    var messages: [FramedMessage] = []
+    /// The request message of a unary or server-streaming call.
+    var request: FramedMessage?
+    var tooManyRequests = false
+    /// The request stream of a client-streaming or bidirectional call.
+    var inbound: InboundMessages?
+    /// DATA bytes whose flow-control credit is held back while the handler catches up.
+    var heldCredit = 0
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
+    var options: ResponseOptions?
     var answered = false
     var responseStarted = false
+    /// Whether response messages may be gzip-compressed (decided with the response headers).
+    var gzipResponses = false
     /// A streaming writer waiting for the stream to drain.
     var parkedWriter: CheckedContinuation<Void, any Error>?
   }
@@ -47,17 +58,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   }
 
   func channelActive(context: ChannelHandlerContext) {
+    if let a = context.channel.remoteAddress {
+      peer = "\(a.ipAddress ?? "unknown"):\(a.port ?? 0)"
+    }
     flush()  // the server's SETTINGS
     context.fireChannelActive()
   }
 
   func channelInactive(context: ChannelHandlerContext) {
     // Connection loss cancels every call still running.
-    for (_, s) in streams {
-      s.task?.cancel()
-      s.deadlineTimer?.cancel()
-      s.parkedWriter?.resume(throwing: CancellationError())
-    }
+    for (_, s) in streams { Self.abandon(s) }
     streams.removeAll()
     self.context = nil
     context.fireChannelInactive()
@@ -77,6 +87,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     flush()
   }
 
+  /// Ends a call's handler side: its task, timer, writer and request stream.
+  private static func abandon(_ s: CallState) {
+    s.task?.cancel()
+    s.deadlineTimer?.cancel()
+    s.parkedWriter?.resume(throwing: CancellationError())
+    s.inbound?.finish(CancellationError())
+  }
+
   // MARK: Events
 
   private func handle(_ event: HTTP2Event) {
@@ -87,25 +105,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       }
       if endStream { endOfRequest(streamID: id) }
     case .data(let id, let bytes):
-      try? session.consume(streamID: id, count: bytes.count)
-      guard var state = streams[id], !state.answered else { return }
-      state.deframer.append(bytes)
-      do {
-        while let m = try state.deframer.next() { state.messages.append(m) }
-        streams[id] = state
-      } catch {
-        streams[id] = state
-        let code: GRPCStatus.Code
-        if case .messageTooLarge = error.kind { code = .resourceExhausted } else { code = .internal }
-        answer(streamID: id, result: .failure(RPCError(code: code, message: error.description)))
-      }
+      received(streamID: id, bytes: bytes)
     case .endStream(let id):
       endOfRequest(streamID: id)
     case .reset(let id, _), .streamClosed(let id, _):
       if let s = streams.removeValue(forKey: id) {
-        s.task?.cancel()
-        s.deadlineTimer?.cancel()
-        s.parkedWriter?.resume(throwing: CancellationError())
+        Self.abandon(s)
+        if s.heldCredit > 0 { try? session.consume(streamID: id, count: s.heldCredit) }
       }
     case .goAway:
       break
@@ -136,55 +142,149 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
       }
       streams[id] = state
+      if method.streamsRequests { startHandler(streamID: id) }
     }
   }
 
+  /// DATA for a call: deframe, decompress, and queue or keep the messages; return the
+  /// flow-control credit at once unless a request stream is above its watermark.
+  private func received(streamID id: Int32, bytes: [UInt8]) {
+    guard var state = streams[id], !state.answered else {
+      try? session.consume(streamID: id, count: bytes.count)
+      return
+    }
+    state.deframer.append(bytes)
+    var hold = false
+    do {
+      while let m = try state.deframer.next() {
+        if let inbound = state.inbound {
+          let message = try decompress(m, head: state.head)
+          if inbound.push(message) { hold = true }
+        } else if state.request == nil {
+          state.request = m
+        } else {
+          state.tooManyRequests = true
+        }
+      }
+    } catch {
+      streams[id] = state
+      try? session.consume(streamID: id, count: bytes.count)
+      fail(streamID: id, error)
+      return
+    }
+    if hold || state.heldCredit > 0 {
+      if state.heldCredit == 0 { state.inbound?.holdingCredit() }
+      state.heldCredit += bytes.count
+    } else {
+      try? session.consume(streamID: id, count: bytes.count)
+    }
+    streams[id] = state
+  }
+
+  /// The handler drained its request stream: give the client its credit back.
+  func returnCredit(streamID id: Int32) {
+    guard let held = streams[id]?.heldCredit, held > 0 else { return }
+    streams[id]?.heldCredit = 0
+    try? session.consume(streamID: id, count: held)
+    flush()
+  }
+
+  private func decompress(_ m: FramedMessage, head: RequestHead) throws -> [UInt8] {
+    guard m.compressed else { return m.bytes }
+    guard head.encoding == "gzip" else {
+      throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
+    }
+    do {
+      return try Gzip.decompress(m.bytes, limit: maximumMessageLength)
+    } catch {
+      if case .limitExceeded = error.kind { throw RPCError(code: .resourceExhausted, message: error.description) }
+      throw RPCError(code: .internal, message: error.description)
+    }
+  }
+
+  /// Ends a call with the status an error stands for (deframing, decompression, or RPCError).
+  private func fail(streamID id: Int32, _ error: any Error) {
+    let rpc: RPCError
+    if let e = error as? RPCError {
+      rpc = e
+    } else if let e = error as? FramingError {
+      if case .messageTooLarge = e.kind { rpc = RPCError(code: .resourceExhausted, message: e.description) } else { rpc = RPCError(code: .internal, message: e.description) }
+    } else {
+      rpc = RPCError(code: .internal, message: "\(error)")
+    }
+    if let s = streams[id] {
+      s.task?.cancel()
+      s.inbound?.finish(CancellationError())
+    }
+    answer(streamID: id, result: .failure(rpc))
+  }
+
   private func endOfRequest(streamID id: Int32) {
-    guard var state = streams[id], !state.answered, state.task == nil else { return }
+    guard let state = streams[id], !state.answered else { return }
     do {
       try state.deframer.finish()
     } catch {
-      answer(streamID: id, result: .failure(RPCError(code: .internal, message: error.description)))
+      fail(streamID: id, error)
       return
     }
-    guard state.messages.count == 1 else {
-      let why = state.messages.isEmpty ? "no request message" : "more than one request message for a unary method"
+    if let inbound = state.inbound {
+      inbound.finish()
+      return
+    }
+    guard state.task == nil else { return }
+    guard state.request != nil, !state.tooManyRequests else {
+      let why = state.request == nil ? "no request message" : "more than one request message for a unary-request method"
       answer(streamID: id, result: .failure(RPCError(code: .unimplemented, message: why)))
       return
     }
-    var request = state.messages[0].bytes
-    if state.messages[0].compressed {
-      guard state.head.encoding == "gzip" else {
-        answer(streamID: id, result: .failure(RPCError(code: .internal, message: "compressed message without grpc-encoding")))
-        return
-      }
+    startHandler(streamID: id)
+  }
+
+  /// Starts the call's handler in a task of its own, bridged from the event loop and back; the
+  /// task is cancelled when the stream is reset, the deadline passes or the connection drops.
+  private func startHandler(streamID id: Int32) {
+    guard var state = streams[id], let loop = context?.eventLoop else { return }
+    var request: [UInt8] = []
+    if let m = state.request {
       do {
-        request = try Gzip.decompress(request, limit: maximumMessageLength)
+        request = try decompress(m, head: state.head)
       } catch {
-        let code: GRPCStatus.Code
-        if case .limitExceeded = error.kind { code = .resourceExhausted } else { code = .internal }
-        answer(streamID: id, result: .failure(RPCError(code: code, message: error.description)))
+        fail(streamID: id, error)
         return
       }
     }
     let deadline = state.head.timeoutNanoseconds.map { ContinuousClock.now.advanced(by: .nanoseconds($0)) }
-    let callContext = ServerContext(path: state.head.path, metadata: state.head.metadata, deadline: deadline)
-    let method = state.method
-    let loop = context!.eventLoop
+    let callContext = ServerContext(
+      path: state.head.path, metadata: state.head.metadata, deadline: deadline, peer: peer,
+      requestCompressed: state.request?.compressed ?? false)
+    state.options = callContext.response
     let me = NIOLoopBound(self, eventLoop: loop)
     let writer = ResponseWriter(connection: me, loop: loop, streamID: id)
-    // Bridge from the event loop to the handler's task and back; the task is cancelled when the
-    // stream is reset, the deadline passes or the connection drops.
+    var requests: RequestStream<[UInt8]>?
+    if state.method.streamsRequests {
+      let inbound = InboundMessages(returnCredit: { loop.execute { me.value.returnCredit(streamID: id) } })
+      state.inbound = inbound
+      requests = RequestStream(inbound)
+    }
+    let method = state.method
+    let router = self.router
     state.task = Task {
       let result: Result<[UInt8]?, any Error>
       do {
-        switch method {
-        case .unary(let handler):
-          result = .success(try await handler(request, callContext))
-        case .serverStreaming(let handler):
-          try await handler(request, callContext, writer)
-          result = .success(nil)
-        }
+        result = .success(try await router.intercepted(callContext) { ctx -> [UInt8]? in
+          switch method {
+          case .unary(let handler):
+            return try await handler(request, ctx)
+          case .serverStreaming(let handler):
+            try await handler(request, ctx, writer)
+            return nil
+          case .clientStreaming(let handler):
+            return try await handler(requests!, ctx)
+          case .bidirectional(let handler):
+            try await handler(requests!, ctx, writer)
+            return nil
+          }
+        })
       } catch {
         result = .failure(error)
       }
@@ -199,6 +299,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private func deadlineExpired(streamID id: Int32) {
     guard let state = streams[id], !state.answered else { return }
     state.task?.cancel()
+    state.inbound?.finish(CancellationError())
     answer(streamID: id, result: .failure(RPCError(code: .deadlineExceeded, message: "deadline exceeded")))
     flush()
   }
@@ -211,14 +312,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     state.deadlineTimer?.cancel()
     state.parkedWriter?.resume(throwing: CancellationError())
     state.parkedWriter = nil
+    if state.heldCredit > 0 {
+      try? session.consume(streamID: id, count: state.heldCredit)
+      state.heldCredit = 0
+    }
     let started = state.responseStarted
+    let options = state.options?.state.withLock { $0 }
     streams[id] = state
     switch result {
     case .success(let response):
       do {
         if !started { try startResponse(id) }
-        if let response { try session.send(streamID: id, bytes: MessageFraming.frame(response)) }
-        try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(GRPCStatus(.ok))))
+        if let response { try session.send(streamID: id, bytes: frame(response, streamID: id, compressed: nil)) }
+        try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(GRPCStatus(.ok), metadata: options?.trailing ?? [])))
       } catch {
         try? session.resetStream(streamID: id, errorCode: 2)
       }
@@ -235,31 +341,50 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       }
       if started {
         do {
-          try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(status, details: details)))
+          try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(status, details: details, metadata: options?.trailing ?? [])))
         } catch {
           try? session.resetStream(streamID: id, errorCode: 2)
         }
       } else {
-        try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status, details: details)))
+        var metadata = options?.initial ?? []
+        metadata.append(contentsOf: options?.trailing ?? [])
+        try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status, details: details, metadata: metadata)))
       }
     }
   }
 
+  /// Sends the response headers: the handler's initial metadata, and `grpc-encoding: gzip` when
+  /// the handler asked for compression and the client accepts it.
   private func startResponse(_ id: Int32) throws {
-    try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(encoding: nil, supportedEncodings: Self.supportedEncodings)))
-    streams[id]?.responseStarted = true
+    guard var state = streams[id] else { return }
+    let options = state.options?.state.withLock { $0 }
+    state.gzipResponses = (options?.compress ?? false) && state.head.acceptedEncodings.contains("gzip")
+    state.responseStarted = true
+    streams[id] = state
+    try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(
+      encoding: state.gzipResponses ? "gzip" : nil, supportedEncodings: Self.supportedEncodings,
+      metadata: options?.initial ?? [])))
+  }
+
+  /// Frames one response message, gzip-compressed when the call allows it and the message (or
+  /// the call's default) asks for it.
+  private func frame(_ message: [UInt8], streamID id: Int32, compressed: Bool?) -> [UInt8] {
+    guard let state = streams[id], state.gzipResponses else { return MessageFraming.frame(message) }
+    let want = compressed ?? (state.options?.state.withLock { $0.compress } ?? false)
+    guard want else { return MessageFraming.frame(message) }
+    return MessageFraming.frame(Gzip.compress(message), compressed: true)
   }
 
   /// A streaming write, on the event loop: queue the message, flush at the end of this loop turn,
   /// and hold the writer while too much of the stream is waiting for the client's window.
-  func enqueue(streamID id: Int32, message: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+  func enqueue(streamID id: Int32, message: [UInt8], compressed: Bool?, continuation: CheckedContinuation<Void, any Error>) {
     guard let state = streams[id], !state.answered else {
       continuation.resume(throwing: CancellationError())
       return
     }
     do {
       if !state.responseStarted { try startResponse(id) }
-      try session.send(streamID: id, bytes: MessageFraming.frame(message))
+      try session.send(streamID: id, bytes: frame(message, streamID: id, compressed: compressed))
     } catch {
       continuation.resume(throwing: CancellationError())
       return

@@ -155,15 +155,21 @@ struct FileEmitter {
   /// The `.rpc.swift` file: per service, method descriptors (full path, types, streaming kinds).
   func servicesFile() -> String {
     var p = CodePrinter()
-    header(&p, imports: [])
+    header(&p, imports: ownModule == "QuadRPC" ? [] : ["QuadRPC"])
     let comments = Comments(file)
     let vis = visibility
     let prefix = Naming.packagePrefix(file.package, swiftPrefix: file.options.hasSwiftPrefix ? file.options.swiftPrefix : nil)
     let protoPrefix = file.package.isEmpty ? "" : file.package + "."
+    let services = ServiceEmitter(table: table, comments: comments, visibility: vis)
     for (si, s) in file.service.enumerated() {
       let serviceName = protoPrefix + s.name
+      let namespace = prefix + Naming.upperCamelKeepingCase(s.name)
+      let methodNames = s.method.map { m in
+        let name = Naming.upperCamelKeepingCase(m.name)
+        return Naming.reservedTypeNames.contains(name) ? name + "Method" : name
+      }
       p.raw(comments.doc([6, Int32(si)], indent: p.indentString))
-      p.line("\(vis)enum \(prefix)\(Naming.upperCamelKeepingCase(s.name)) {")
+      p.line("\(vis)enum \(namespace) {")
       p.indent {
         p.line("/// The service's full proto name.")
         p.line("\(vis)static let serviceName = \(Naming.stringLiteral(serviceName))")
@@ -171,11 +177,9 @@ struct FileEmitter {
         p.line("/// One namespace per RPC: its request and response types and its descriptor.")
         p.line("\(vis)enum Method {")
         p.indent {
-          var names: [String] = []
+          let names = methodNames
           for (mi, m) in s.method.enumerated() {
-            var name = Naming.upperCamelKeepingCase(m.name)
-            if Naming.reservedTypeNames.contains(name) { name += "Method" }
-            names.append(name)
+            let name = names[mi]
             p.raw(comments.doc([6, Int32(si), 2, Int32(mi)], indent: p.indentString))
             p.line("\(vis)enum \(name) {")
             p.indent {
@@ -201,9 +205,12 @@ struct FileEmitter {
           p.line("]")
         }
         p.line("}")
+        p.line()
+        services.emitProtocol(s, path: [6, Int32(si)], into: p)
       }
       p.line("}")
       p.line()
+      services.emitRegistration(s, namespace: namespace, methodNames: methodNames, into: p)
     }
     return p.text
   }

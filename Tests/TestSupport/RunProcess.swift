@@ -1,9 +1,13 @@
 internal import Dispatch
-internal import Foundation
+public import Foundation
+
+/// The repository's root (for scripts and protos the tests use).
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+  .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// Runs a command to completion on a Dispatch thread, never on the cooperative pool (whose few
 /// threads must stay free for the server's handler tasks), and returns its exit status and output.
-func runProcess(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+public func runProcess(_ arguments: [String]) async throws -> (status: Int32, output: String) {
   try await withCheckedThrowingContinuation { continuation in
     DispatchQueue.global().async {
       let p = Process()
