@@ -160,10 +160,12 @@ package enum CallHead {
   }
 
   /// The custom metadata among response headers or trailers: pseudo and reserved headers left
-  /// out, `-bin` values decoded (an undecodable one is dropped).
+  /// out (but `grpc-retry-pushback-ms`, which retries read), `-bin` values decoded (an
+  /// undecodable one is dropped).
   package static func customMetadata(_ fields: [HeaderField]) -> Metadata {
     var out = Metadata()
-    for f in fields where !f.name.hasPrefix(":") && !reserved.contains(f.name) && !f.name.hasPrefix("grpc-") {
+    for f in fields where !f.name.hasPrefix(":") && !reserved.contains(f.name)
+      && (!f.name.hasPrefix("grpc-") || f.name == "grpc-retry-pushback-ms") {
       if BinaryMetadata.isBinaryKey(f.name) {
         if let bytes = BinaryMetadata.decode(f.value) { out.append((f.name, .binary(bytes))) }
       } else {
@@ -198,7 +200,7 @@ package enum CallHead {
     return (GRPCStatus(.unknown, "no grpc-status in trailers"), nil)
   }
 
-  static func metadataFields(_ metadata: Metadata) -> [HeaderField] {
+  package static func metadataFields(_ metadata: Metadata) -> [HeaderField] {
     metadata.map { key, value in
       switch value {
       case .text(let s): return HeaderField(key, s)

@@ -34,6 +34,12 @@ package struct GRPCStatus: Hashable, Sendable, CustomStringConvertible {
     ]
     /// The canonical name (`NOT_FOUND`).
     package var description: String { Self.names[rawValue] }
+
+    /// The code with a canonical name (`"NOT_FOUND"`), as service configs spell them.
+    package init?(name: String) {
+      guard let i = Self.names.firstIndex(of: name.uppercased()) else { return nil }
+      rawValue = i
+    }
   }
 
   package var code: Code

@@ -21,3 +21,77 @@ struct InteropServer: AsyncParsableCommand {
     try await serveForever(server, "quad interop-server: serving grpc.testing.TestService on 0.0.0.0:\(server.port)")
   }
 }
+
+/// `quad interop-client`: the gRPC interop client, with the official clients' flags
+/// (`--flag value` and `--flag=value` both work).
+struct InteropClientCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "interop-client",
+    abstract: "Run gRPC interop test cases against a grpc.testing.TestService server."
+  )
+
+  @Option(name: .customLong("server_host"), help: "The server's host name or address.")
+  var serverHost = "localhost"
+
+  @Option(name: .customLong("server_port"), help: "The server's port.")
+  var serverPort: Int
+
+  @Option(name: .customLong("test_case"), help: "A case name, a comma-separated list, or all.")
+  var testCase = "large_unary"
+
+  @Option(name: .customLong("use_tls"), help: "Use TLS (true or false).")
+  var useTLS = false
+
+  @Option(name: .customLong("use_test_ca"), help: "Trust the interop test CA (true or false; the bare flag means true).")
+  var useTestCA = false
+
+  @Option(name: .customLong("server_host_override"), help: "The host name to expect in the server's certificate.")
+  var serverHostOverride: String?
+
+  func validate() throws {
+    guard (1...65_535).contains(serverPort) else { throw ValidationError("--server_port must be 1 to 65535") }
+    let names = testCase == "all" ? InteropClient.cases : testCase.split(separator: ",").map(String.init)
+    for n in names where !InteropClient.cases.contains(n) {
+      throw ValidationError("unknown --test_case \(n); known: \(InteropClient.cases.joined(separator: ", ")), all")
+    }
+    if useTLS {
+      throw ValidationError("--use_tls=true: TLS is not available in this build of quad yet")
+    }
+  }
+
+  func run() async throws {
+    let host = serverHost.contains(":") ? "[\(serverHost)]" : serverHost
+    let client = try GRPCClient(target: "\(host):\(serverPort)")
+    let interop = InteropClient(client: client)
+    let names = testCase == "all" ? InteropClient.cases : testCase.split(separator: ",").map(String.init)
+    var failed = 0
+    for name in names {
+      do {
+        try await interop.run(name)
+        print("PASS \(name)")
+      } catch {
+        failed += 1
+        print("FAIL \(name): \(error)")
+      }
+    }
+    await client.close()
+    if failed > 0 { throw ExitCode(1) }
+  }
+}
+
+/// Rewrites the interop clients' bare boolean flags (`--use_test_ca`) to the `=true` form the
+/// option parser takes.
+func normalizeBooleanFlags(_ arguments: [String]) -> [String] {
+  var out: [String] = []
+  var i = 0
+  while i < arguments.count {
+    let a = arguments[i]
+    if ["--use_tls", "--use_test_ca"].contains(a), i + 1 >= arguments.count || !["true", "false"].contains(arguments[i + 1]) {
+      out.append(a + "=true")
+    } else {
+      out.append(a)
+    }
+    i += 1
+  }
+  return out
+}

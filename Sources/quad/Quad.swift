@@ -9,8 +9,21 @@ struct Quad: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "quad",
     abstract: "Contract-first gRPC services for the campus.",
-    subcommands: [BenchServer.self, InteropServer.self]
+    subcommands: [BenchServer.self, InteropServer.self, InteropClientCommand.self]
   )
+
+  static func main() async {
+    do {
+      var command = try parseAsRoot(normalizeBooleanFlags(Array(CommandLine.arguments.dropFirst())))
+      if var command = command as? any AsyncParsableCommand {
+        try await command.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      exit(withError: error)
+    }
+  }
 }
 
 /// `quad bench-server --port N [--threads T]`: serves bench.v1.Bench for the transport benchmark.

@@ -27,3 +27,58 @@ public func runProcess(_ arguments: [String]) async throws -> (status: Int32, ou
     }
   }
 }
+
+/// A background process started for a test (a peer server): it runs until ``stop()`` closes its
+/// standard input and waits for it.
+public final class BackgroundProcess: @unchecked Sendable {
+  private let process: Process
+  private let stdin: Pipe
+  /// The first line it printed (servers print their port when ready).
+  public let firstLine: String
+
+  private init(process: Process, stdin: Pipe, firstLine: String) {
+    self.process = process
+    self.stdin = stdin
+    self.firstLine = firstLine
+  }
+
+  /// Starts `arguments` and waits (on a Dispatch thread) for its first line of output.
+  public static func start(_ arguments: [String]) async throws -> BackgroundProcess {
+    try await withCheckedThrowingContinuation { continuation in
+      DispatchQueue.global().async {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        let input = Pipe()
+        let out = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        do {
+          try p.run()
+        } catch {
+          continuation.resume(throwing: error)
+          return
+        }
+        var line: [UInt8] = []
+        let handle = out.fileHandleForReading
+        while true {
+          let byte = handle.readData(ofLength: 1)
+          guard let b = byte.first, b != UInt8(ascii: "\n") else { break }
+          line.append(b)
+        }
+        continuation.resume(returning: BackgroundProcess(process: p, stdin: input, firstLine: String(decoding: line, as: UTF8.self)))
+      }
+    }
+  }
+
+  /// Closes its input and waits for it to exit.
+  public func stop() async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      DispatchQueue.global().async {
+        try? self.stdin.fileHandleForWriting.close()
+        self.process.waitUntilExit()
+        c.resume()
+      }
+    }
+  }
+}

@@ -53,6 +53,27 @@ package enum Bench_V1_Bench {
     func unary(_ request: Bench_V1_Req, context: QuadRPC.ServerContext) async throws -> Bench_V1_Resp
     func stream(_ request: Bench_V1_StreamReq, writer: QuadRPC.ResponseStreamWriter<Bench_V1_Resp>, context: QuadRPC.ServerContext) async throws
   }
+
+  /// A typed client for the service, over a `QuadRPC.GRPCClient`.
+  package struct Client: Swift.Sendable {
+    package let client: QuadRPC.GRPCClient
+
+    package init(_ client: QuadRPC.GRPCClient) {
+      self.client = client
+    }
+
+    package func unary(_ request: Bench_V1_Req, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Bench_V1_Resp {
+      try await client.unary(Method.Unary.descriptor.fullPath, request: request, responseType: Bench_V1_Resp.self, options: options).message
+    }
+
+    package func stream<R: Swift.Sendable>(
+      _ request: Bench_V1_StreamReq,
+      options: QuadRPC.CallOptions = QuadRPC.CallOptions(),
+      _ body: (QuadRPC.ResponseStream<Bench_V1_Resp>) async throws -> R
+    ) async throws -> R {
+      try await client.serverStreaming(Method.Stream.descriptor.fullPath, request: request, responseType: Bench_V1_Resp.self, options: options, body)
+    }
+  }
 }
 
 extension Bench_V1_Bench.ServiceProtocol {

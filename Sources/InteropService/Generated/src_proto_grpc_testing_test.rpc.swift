@@ -175,6 +175,78 @@ package enum Grpc_Testing_TestService {
     /// to test the behavior when clients call unimplemented methods.
     func unimplementedCall(_ request: Grpc_Testing_Empty, context: QuadRPC.ServerContext) async throws -> Grpc_Testing_Empty
   }
+
+  /// A typed client for the service, over a `QuadRPC.GRPCClient`.
+  package struct Client: Swift.Sendable {
+    package let client: QuadRPC.GRPCClient
+
+    package init(_ client: QuadRPC.GRPCClient) {
+      self.client = client
+    }
+
+    /// One empty request followed by one empty response.
+    package func emptyCall(_ request: Grpc_Testing_Empty, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_Empty {
+      try await client.unary(Method.EmptyCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_Empty.self, options: options).message
+    }
+
+    /// One request followed by one response.
+    package func unaryCall(_ request: Grpc_Testing_SimpleRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_SimpleResponse {
+      try await client.unary(Method.UnaryCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_SimpleResponse.self, options: options).message
+    }
+
+    /// One request followed by one response. Response has cache control
+    /// headers set such that a caching HTTP proxy (such as GFE) can
+    /// satisfy subsequent requests.
+    package func cacheableUnaryCall(_ request: Grpc_Testing_SimpleRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_SimpleResponse {
+      try await client.unary(Method.CacheableUnaryCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_SimpleResponse.self, options: options).message
+    }
+
+    /// One request followed by a sequence of responses (streamed download).
+    /// The server returns the payload with client desired type and sizes.
+    package func streamingOutputCall<R: Swift.Sendable>(
+      _ request: Grpc_Testing_StreamingOutputCallRequest,
+      options: QuadRPC.CallOptions = QuadRPC.CallOptions(),
+      _ body: (QuadRPC.ResponseStream<Grpc_Testing_StreamingOutputCallResponse>) async throws -> R
+    ) async throws -> R {
+      try await client.serverStreaming(Method.StreamingOutputCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_StreamingOutputCallResponse.self, options: options, body)
+    }
+
+    /// A sequence of requests followed by one response (streamed upload).
+    /// The server returns the aggregated size of client payload as the result.
+    package func streamingInputCall(
+      options: QuadRPC.CallOptions = QuadRPC.CallOptions(),
+      _ body: (QuadRPC.RequestWriter<Grpc_Testing_StreamingInputCallRequest>) async throws -> Swift.Void
+    ) async throws -> Grpc_Testing_StreamingInputCallResponse {
+      try await client.clientStreaming(Method.StreamingInputCall.descriptor.fullPath, requestType: Grpc_Testing_StreamingInputCallRequest.self, responseType: Grpc_Testing_StreamingInputCallResponse.self, options: options, body).message
+    }
+
+    /// A sequence of requests with each request served by the server immediately.
+    /// As one request could lead to multiple responses, this interface
+    /// demonstrates the idea of full duplexing.
+    package func fullDuplexCall<R: Swift.Sendable>(
+      options: QuadRPC.CallOptions = QuadRPC.CallOptions(),
+      _ body: (QuadRPC.RequestWriter<Grpc_Testing_StreamingOutputCallRequest>, QuadRPC.ResponseStream<Grpc_Testing_StreamingOutputCallResponse>) async throws -> R
+    ) async throws -> R {
+      try await client.bidirectional(Method.FullDuplexCall.descriptor.fullPath, requestType: Grpc_Testing_StreamingOutputCallRequest.self, responseType: Grpc_Testing_StreamingOutputCallResponse.self, options: options, body)
+    }
+
+    /// A sequence of requests followed by a sequence of responses.
+    /// The server buffers all the client requests and then serves them in order. A
+    /// stream of responses are returned to the client when the server starts with
+    /// first request.
+    package func halfDuplexCall<R: Swift.Sendable>(
+      options: QuadRPC.CallOptions = QuadRPC.CallOptions(),
+      _ body: (QuadRPC.RequestWriter<Grpc_Testing_StreamingOutputCallRequest>, QuadRPC.ResponseStream<Grpc_Testing_StreamingOutputCallResponse>) async throws -> R
+    ) async throws -> R {
+      try await client.bidirectional(Method.HalfDuplexCall.descriptor.fullPath, requestType: Grpc_Testing_StreamingOutputCallRequest.self, responseType: Grpc_Testing_StreamingOutputCallResponse.self, options: options, body)
+    }
+
+    /// The test server will not implement this method. It will be used
+    /// to test the behavior when clients call unimplemented methods.
+    package func unimplementedCall(_ request: Grpc_Testing_Empty, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_Empty {
+      try await client.unary(Method.UnimplementedCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_Empty.self, options: options).message
+    }
+  }
 }
 
 extension Grpc_Testing_TestService.ServiceProtocol {
@@ -240,6 +312,20 @@ package enum Grpc_Testing_UnimplementedService {
     /// A call that no server should implement
     func unimplementedCall(_ request: Grpc_Testing_Empty, context: QuadRPC.ServerContext) async throws -> Grpc_Testing_Empty
   }
+
+  /// A typed client for the service, over a `QuadRPC.GRPCClient`.
+  package struct Client: Swift.Sendable {
+    package let client: QuadRPC.GRPCClient
+
+    package init(_ client: QuadRPC.GRPCClient) {
+      self.client = client
+    }
+
+    /// A call that no server should implement
+    package func unimplementedCall(_ request: Grpc_Testing_Empty, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_Empty {
+      try await client.unary(Method.UnimplementedCall.descriptor.fullPath, request: request, responseType: Grpc_Testing_Empty.self, options: options).message
+    }
+  }
 }
 
 extension Grpc_Testing_UnimplementedService.ServiceProtocol {
@@ -294,6 +380,23 @@ package enum Grpc_Testing_ReconnectService {
   package protocol ServiceProtocol: Swift.Sendable {
     func start(_ request: Grpc_Testing_ReconnectParams, context: QuadRPC.ServerContext) async throws -> Grpc_Testing_Empty
     func stop(_ request: Grpc_Testing_Empty, context: QuadRPC.ServerContext) async throws -> Grpc_Testing_ReconnectInfo
+  }
+
+  /// A typed client for the service, over a `QuadRPC.GRPCClient`.
+  package struct Client: Swift.Sendable {
+    package let client: QuadRPC.GRPCClient
+
+    package init(_ client: QuadRPC.GRPCClient) {
+      self.client = client
+    }
+
+    package func start(_ request: Grpc_Testing_ReconnectParams, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_Empty {
+      try await client.unary(Method.Start.descriptor.fullPath, request: request, responseType: Grpc_Testing_Empty.self, options: options).message
+    }
+
+    package func stop(_ request: Grpc_Testing_Empty, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Grpc_Testing_ReconnectInfo {
+      try await client.unary(Method.Stop.descriptor.fullPath, request: request, responseType: Grpc_Testing_ReconnectInfo.self, options: options).message
+    }
   }
 }
 

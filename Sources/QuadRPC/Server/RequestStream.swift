@@ -91,11 +91,14 @@ final class InboundMessages: Sendable {
     state.withLock { $0.wantsCredit = true }
   }
 
-  /// Ends the sequence: normally (`nil`) after the last message, or with an error at once.
-  func finish(_ error: (any Error)? = nil) {
+  /// Ends the sequence: normally (`nil`) after the last message, or with an error, at once
+  /// (`discarding` what is queued) or after the queued messages.
+  func finish(_ error: (any Error)? = nil, discarding: Bool = true) {
     let waiter = state.withLock { s -> CheckedContinuation<[UInt8]?, any Error>? in
       guard s.end == nil else { return nil }
-      if let error {
+      if let error, !discarding {
+        s.end = .failure(error)
+      } else if let error {
         s.end = .failure(error)
         s.queue = []
         s.head = 0

@@ -19,11 +19,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   private let router: Router
   private let maximumMessageLength: Int
-  private let session: HTTP2Session
+  private let io: ConnectionIO
+  private var session: HTTP2Session { io.session }
   private var streams: [Int32: CallState] = [:]
-  private var context: ChannelHandlerContext?
+  private var context: ChannelHandlerContext? { io.context }
   private var peer = ""
-  private var flushScheduled = false
 
   private struct CallState {
     var head: RequestHead
@@ -50,11 +50,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   init(router: Router, maximumMessageLength: Int) throws {
     self.router = router
     self.maximumMessageLength = maximumMessageLength
-    self.session = try HTTP2Session(role: .server)
+    self.io = ConnectionIO(session: try HTTP2Session(role: .server))
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    self.context = context
+    io.attach(context)
+    io.afterFlush = { [unowned self] in resumeDrainedWriters() }
   }
 
   func channelActive(context: ChannelHandlerContext) {
@@ -69,21 +70,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     // Connection loss cancels every call still running.
     for (_, s) in streams { Self.abandon(s) }
     streams.removeAll()
-    self.context = nil
+    io.attach(nil)
     context.fireChannelInactive()
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    var buffer = unwrapInboundIn(data)
-    let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-    do {
-      for event in try session.receive(bytes) { handle(event) }
-    } catch {
-      // A connection error: nghttp2 queued GOAWAY; send it, then close.
-      flush()
-      context.close(promise: nil)
-      return
-    }
+    guard let events = io.receive(unwrapInboundIn(data)) else { return }
+    for event in events { handle(event) }
     flush()
   }
 
@@ -397,14 +390,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func scheduleFlush() {
-    guard !flushScheduled, let loop = context?.eventLoop else { return }
-    flushScheduled = true
-    loop.assumeIsolated().execute { [self] in
-      flushScheduled = false
-      flush()
-    }
-  }
+  private func scheduleFlush() { io.scheduleFlush() }
 
   /// Wakes writers whose streams drained below the low watermark.
   private func resumeDrainedWriters() {
@@ -416,20 +402,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func flush() {
-    guard let context else { return }
-    guard let out = try? session.outbound() else {
-      context.close(promise: nil)
-      return
-    }
-    if !out.isEmpty {
-      context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out)), promise: nil)
-    }
-    resumeDrainedWriters()
-    if !session.wantsRead && !session.wantsWrite {
-      context.close(promise: nil)
-    }
-  }
+  private func flush() { io.flush() }
 
   static func http2(_ fields: [HeaderField]) -> [HTTP2Header] {
     fields.map { HTTP2Header(name: $0.name, value: $0.value) }

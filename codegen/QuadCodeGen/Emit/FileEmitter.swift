@@ -207,6 +207,8 @@ struct FileEmitter {
         p.line("}")
         p.line()
         services.emitProtocol(s, path: [6, Int32(si)], into: p)
+        p.line()
+        services.emitClient(s, path: [6, Int32(si)], methodNames: methodNames, into: p)
       }
       p.line("}")
       p.line()

@@ -40,6 +40,69 @@ struct ServiceEmitter {
     p.line("}")
   }
 
+  /// The typed client, inside the service's namespace enum.
+  func emitClient(_ s: Google_Protobuf_ServiceDescriptorProto, path: [Int32], methodNames: [String], into p: CodePrinter) {
+    let vis = visibility
+    p.line("/// A typed client for the service, over a `QuadRPC.GRPCClient`.")
+    p.line("\(vis)struct Client: Swift.Sendable {")
+    p.indent {
+      p.line("\(vis)let client: QuadRPC.GRPCClient")
+      p.line()
+      p.line("\(vis)init(_ client: QuadRPC.GRPCClient) {")
+      p.indent { p.line("self.client = client") }
+      p.line("}")
+      for (mi, m) in s.method.enumerated() {
+        let input = table[protoName: m.inputType].swiftName
+        let output = table[protoName: m.outputType].swiftName
+        let f = Self.functionName(m.name)
+        let methodPath = "Method.\(methodNames[mi]).descriptor.fullPath"
+        let options = "options: QuadRPC.CallOptions = QuadRPC.CallOptions()"
+        p.line()
+        p.raw(comments.doc(path + [2, Int32(mi)], indent: p.indentString))
+        switch (m.clientStreaming, m.serverStreaming) {
+        case (false, false):
+          p.line("\(vis)func \(f)(_ request: \(input), \(options)) async throws -> \(output) {")
+          p.indent {
+            p.line("try await client.unary(\(methodPath), request: request, responseType: \(output).self, options: options).message")
+          }
+        case (false, true):
+          p.line("\(vis)func \(f)<R: Swift.Sendable>(")
+          p.indent {
+            p.line("_ request: \(input),")
+            p.line("\(options),")
+            p.line("_ body: (QuadRPC.ResponseStream<\(output)>) async throws -> R")
+          }
+          p.line(") async throws -> R {")
+          p.indent {
+            p.line("try await client.serverStreaming(\(methodPath), request: request, responseType: \(output).self, options: options, body)")
+          }
+        case (true, false):
+          p.line("\(vis)func \(f)(")
+          p.indent {
+            p.line("\(options),")
+            p.line("_ body: (QuadRPC.RequestWriter<\(input)>) async throws -> Swift.Void")
+          }
+          p.line(") async throws -> \(output) {")
+          p.indent {
+            p.line("try await client.clientStreaming(\(methodPath), requestType: \(input).self, responseType: \(output).self, options: options, body).message")
+          }
+        case (true, true):
+          p.line("\(vis)func \(f)<R: Swift.Sendable>(")
+          p.indent {
+            p.line("\(options),")
+            p.line("_ body: (QuadRPC.RequestWriter<\(input)>, QuadRPC.ResponseStream<\(output)>) async throws -> R")
+          }
+          p.line(") async throws -> R {")
+          p.indent {
+            p.line("try await client.bidirectional(\(methodPath), requestType: \(input).self, responseType: \(output).self, options: options, body)")
+          }
+        }
+        p.line("}")
+      }
+    }
+    p.line("}")
+  }
+
   /// The registration, after the namespace enum.
   func emitRegistration(_ s: Google_Protobuf_ServiceDescriptorProto, namespace: String, methodNames: [String], into p: CodePrinter) {
     let vis = visibility

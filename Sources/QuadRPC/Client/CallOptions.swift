@@ -1,0 +1,135 @@
+package import GRPCWire
+internal import Foundation
+
+/// Per-call settings: deadline, metadata and request compression.
+package struct CallOptions: Sendable {
+  /// How long the call may take; sent as `grpc-timeout` and enforced here too.
+  package var timeout: Duration?
+  /// Custom metadata for the request headers.
+  package var metadata: Metadata
+  /// Compress request messages with gzip.
+  package var compressRequests: Bool
+
+  package init(timeout: Duration? = nil, metadata: Metadata = [], compressRequests: Bool = false) {
+    self.timeout = timeout
+    self.metadata = metadata
+    self.compressRequests = compressRequests
+  }
+}
+
+/// How a client spreads calls over the addresses a target resolves to.
+package enum LoadBalancingPolicy: String, Sendable {
+  /// The first address that connects takes every call (gRPC's default).
+  case pickFirst = "pick_first"
+  /// Calls rotate over every address with a ready connection.
+  case roundRobin = "round_robin"
+}
+
+/// gRPC's retry policy (gRFC A6) for the methods it names.
+package struct RetryPolicy: Sendable, Hashable {
+  package var maxAttempts: Int
+  package var initialBackoff: Duration
+  package var maxBackoff: Duration
+  package var backoffMultiplier: Double
+  package var retryableStatusCodes: Set<GRPCStatus.Code>
+}
+
+/// The parts of a gRPC service config (JSON, as in gRPC's service_config.proto) this client
+/// applies: per-method `timeout` and `retryPolicy`, and `loadBalancingConfig`.
+package struct ServiceConfig: Sendable {
+  struct MethodConfig: Sendable {
+    var timeout: Duration?
+    var retryPolicy: RetryPolicy?
+  }
+  /// Keyed by `service/method`, `service/` or `/` (the default).
+  private var methods: [String: MethodConfig] = [:]
+  package private(set) var loadBalancing: LoadBalancingPolicy?
+
+  package init() {}
+
+  /// Parses a service config.
+  ///
+  /// - Throws: ``ServiceConfigError`` naming what is malformed.
+  package init(json: String) throws(ServiceConfigError) {
+    guard let data = json.data(using: .utf8),
+      let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { throw ServiceConfigError(reason: "service config is not a JSON object") }
+    if let lbs = root["loadBalancingConfig"] as? [[String: Any]] {
+      for lb in lbs {
+        if let name = lb.keys.first, let policy = LoadBalancingPolicy(rawValue: name) {
+          loadBalancing = policy
+          break
+        }
+      }
+    } else if let name = root["loadBalancingPolicy"] as? String {
+      guard let policy = LoadBalancingPolicy(rawValue: name.lowercased()) else {
+        throw ServiceConfigError(reason: "unknown loadBalancingPolicy \(name)")
+      }
+      loadBalancing = policy
+    }
+    for mc in root["methodConfig"] as? [[String: Any]] ?? [] {
+      var config = MethodConfig()
+      if let t = mc["timeout"] {
+        config.timeout = try Self.duration(t, "timeout")
+      }
+      if let rp = mc["retryPolicy"] as? [String: Any] {
+        config.retryPolicy = try Self.retryPolicy(rp)
+      }
+      for name in mc["name"] as? [[String: Any]] ?? [[:]] {
+        let service = name["service"] as? String ?? ""
+        let method = name["method"] as? String ?? ""
+        if service.isEmpty && !method.isEmpty {
+          throw ServiceConfigError(reason: "a method name without its service")
+        }
+        methods["\(service)/\(method)"] = config
+      }
+    }
+  }
+
+  func config(forPath path: String) -> MethodConfig? {
+    let parts = path.dropFirst().split(separator: "/", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { return methods["/"] }
+    return methods["\(parts[0])/\(parts[1])"] ?? methods["\(parts[0])/"] ?? methods["/"]
+  }
+
+  private static func retryPolicy(_ rp: [String: Any]) throws(ServiceConfigError) -> RetryPolicy {
+    guard let max = rp["maxAttempts"] as? Int, max >= 2 else {
+      throw ServiceConfigError(reason: "retryPolicy.maxAttempts must be an integer of at least 2")
+    }
+    guard let ib = rp["initialBackoff"] else { throw ServiceConfigError(reason: "retryPolicy.initialBackoff is required") }
+    guard let mb = rp["maxBackoff"] else { throw ServiceConfigError(reason: "retryPolicy.maxBackoff is required") }
+    let initial = try duration(ib, "retryPolicy.initialBackoff")
+    let maxBackoff = try duration(mb, "retryPolicy.maxBackoff")
+    guard let multiplier = (rp["backoffMultiplier"] as? NSNumber)?.doubleValue, multiplier > 0 else {
+      throw ServiceConfigError(reason: "retryPolicy.backoffMultiplier must be a number above 0")
+    }
+    var codes: Set<GRPCStatus.Code> = []
+    for c in rp["retryableStatusCodes"] as? [Any] ?? [] {
+      if let n = c as? Int, let code = GRPCStatus.Code(rawValue: n) {
+        codes.insert(code)
+      } else if let s = c as? String, let code = GRPCStatus.Code(name: s) {
+        codes.insert(code)
+      } else {
+        throw ServiceConfigError(reason: "unknown status code \(c) in retryableStatusCodes")
+      }
+    }
+    guard !codes.isEmpty else { throw ServiceConfigError(reason: "retryPolicy.retryableStatusCodes is empty") }
+    guard initial > .zero, maxBackoff > .zero else { throw ServiceConfigError(reason: "retry backoffs must be above 0") }
+    // gRFC A6: clients cap maxAttempts at 5.
+    return RetryPolicy(maxAttempts: min(max, 5), initialBackoff: initial, maxBackoff: maxBackoff, backoffMultiplier: multiplier, retryableStatusCodes: codes)
+  }
+
+  /// A protobuf-JSON Duration ("1.5s").
+  private static func duration(_ value: Any, _ what: String) throws(ServiceConfigError) -> Duration {
+    guard let s = value as? String, s.hasSuffix("s"), let seconds = Double(s.dropLast()), seconds >= 0, seconds < 1e9 else {
+      throw ServiceConfigError(reason: "\(what) must be a duration like \"1.5s\"")
+    }
+    return .milliseconds(Int64((seconds * 1000).rounded()))
+  }
+}
+
+/// A service config the client cannot use, and why.
+package struct ServiceConfigError: Error, Hashable, Sendable, CustomStringConvertible {
+  package var reason: String
+  package var description: String { "invalid service config: \(reason)" }
+}

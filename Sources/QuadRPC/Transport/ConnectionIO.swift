@@ -1,0 +1,61 @@
+internal import HTTP2Session
+internal import NIOCore
+
+/// The byte path of one connection, shared by the server's and the client's handlers: socket
+/// bytes into the ``HTTP2Session``, and the session's output back to the socket, flushed once per
+/// event-loop turn; the connection closes when the session has nothing left to do.
+final class ConnectionIO {
+  let session: HTTP2Session
+  private(set) var context: ChannelHandlerContext?
+  private var flushScheduled = false
+  /// Runs after each flush (to wake writers whose streams drained).
+  var afterFlush: () -> Void = {}
+
+  init(session: HTTP2Session) {
+    self.session = session
+  }
+
+  func attach(_ context: ChannelHandlerContext?) {
+    self.context = context
+  }
+
+  /// Feeds received bytes to the session. Returns its events, or `nil` after a connection error
+  /// (nghttp2 queued GOAWAY; it is sent and the connection closed).
+  func receive(_ buffer: ByteBuffer) -> [HTTP2Event]? {
+    var buffer = buffer
+    let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+    do {
+      return try session.receive(bytes)
+    } catch {
+      flush()
+      context?.close(promise: nil)
+      return nil
+    }
+  }
+
+  /// Flushes at the end of this event-loop turn (so writes made in one turn share a socket write).
+  func scheduleFlush() {
+    guard !flushScheduled, let loop = context?.eventLoop else { return }
+    flushScheduled = true
+    loop.assumeIsolated().execute { [self] in
+      flushScheduled = false
+      flush()
+    }
+  }
+
+  /// Writes what the session has queued.
+  func flush() {
+    guard let context else { return }
+    guard let out = try? session.outbound() else {
+      context.close(promise: nil)
+      return
+    }
+    if !out.isEmpty {
+      context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: out)), promise: nil)
+    }
+    afterFlush()
+    if !session.wantsRead && !session.wantsWrite {
+      context.close(promise: nil)
+    }
+  }
+}
