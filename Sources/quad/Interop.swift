@@ -1,4 +1,5 @@
 internal import ArgumentParser
+internal import Foundation
 internal import InteropService
 internal import QuadRPC
 
@@ -12,13 +13,29 @@ struct InteropServer: AsyncParsableCommand {
   @Option(help: "The TCP port to listen on (all local addresses).")
   var port: Int
 
+  @Option(name: .customLong("use_tls"), help: "Serve TLS (true or false).")
+  var useTLS = false
+
+  @Option(name: .customLong("tls_cert_file"), help: "PEM certificate chain for --use_tls=true.")
+  var certificateFile: String?
+
+  @Option(name: .customLong("tls_key_file"), help: "PEM private key for --use_tls=true.")
+  var keyFile: String?
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+    if useTLS && (certificateFile == nil || keyFile == nil) {
+      throw ValidationError("--use_tls=true needs --tls_cert_file and --tls_key_file")
+    }
   }
 
   func run() async throws {
-    let server = try await GRPCServer.start(router: InteropTestService.router(), host: "0.0.0.0", port: port)
-    try await serveForever(server, "quad interop-server: serving grpc.testing.TestService on 0.0.0.0:\(server.port)")
+    var tls: ServerTLS?
+    if useTLS, let certificateFile, let keyFile {
+      tls = ServerTLS(certificateChainPath: certificateFile, privateKeyPath: keyFile)
+    }
+    let server = try await GRPCServer.start(router: InteropTestService.router(), host: "0.0.0.0", port: port, tls: tls)
+    try await serveForever(server, "quad interop-server: serving grpc.testing.TestService on 0.0.0.0:\(server.port)\(useTLS ? " with TLS" : "")")
   }
 }
 
@@ -48,20 +65,26 @@ struct InteropClientCommand: AsyncParsableCommand {
   @Option(name: .customLong("server_host_override"), help: "The host name to expect in the server's certificate.")
   var serverHostOverride: String?
 
+  @Option(name: .customLong("test_ca_file"), help: "The test CA (PEM) that --use_test_ca trusts (default: $QUAD_TEST_CA_FILE).")
+  var testCAFile: String?
+
   func validate() throws {
     guard (1...65_535).contains(serverPort) else { throw ValidationError("--server_port must be 1 to 65535") }
     let names = testCase == "all" ? InteropClient.cases : testCase.split(separator: ",").map(String.init)
     for n in names where !InteropClient.cases.contains(n) {
       throw ValidationError("unknown --test_case \(n); known: \(InteropClient.cases.joined(separator: ", ")), all")
     }
-    if useTLS {
-      throw ValidationError("--use_tls=true: TLS is not available in this build of quad yet")
+    if useTLS && useTestCA && caFile == nil {
+      throw ValidationError("--use_test_ca needs --test_ca_file or QUAD_TEST_CA_FILE")
     }
   }
 
+  var caFile: String? { testCAFile ?? ProcessInfo.processInfo.environment["QUAD_TEST_CA_FILE"] }
+
   func run() async throws {
     let host = serverHost.contains(":") ? "[\(serverHost)]" : serverHost
-    let client = try GRPCClient(target: "\(host):\(serverPort)")
+    let tls = useTLS ? ClientTLS(trustRootsPath: useTestCA ? caFile : nil, serverHostOverride: serverHostOverride) : nil
+    let client = try GRPCClient(target: "\(host):\(serverPort)", tls: tls)
     let interop = InteropClient(client: client)
     let names = testCase == "all" ? InteropClient.cases : testCase.split(separator: ",").map(String.init)
     var failed = 0

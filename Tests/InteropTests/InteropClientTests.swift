@@ -22,4 +22,25 @@ struct InteropClientTests {
     await client.close()
     await server.stop()
   }
+
+  @Test("Every official interop case passes over TLS")
+  func grpcioServerTLS() async throws {
+    let certs = try await TestCertificates.make()
+    let script = repositoryRoot.appendingPathComponent("Tests/InteropTests/python/interop_server.py").path
+    let server = try await BackgroundProcess.start([
+      "python3", script, "--port", "0", "--use_tls", "true", "--cert_file", certs.serverCertificate, "--key_file", certs.serverKey,
+    ])
+    let port = try #require(Int(server.firstLine.split(separator: " ").last ?? ""), "server said \(server.firstLine)")
+    let client = try GRPCClient(
+      target: "127.0.0.1:\(port)", tls: ClientTLS(trustRootsPath: certs.caCertificate, serverHostOverride: "quad.test.campus"))
+    for testCase in InteropClient.cases {
+      do {
+        try await InteropClient(client: client).run(testCase)
+      } catch {
+        Issue.record("\(testCase) over TLS: \(error)")
+      }
+    }
+    await client.close()
+    await server.stop()
+  }
 }

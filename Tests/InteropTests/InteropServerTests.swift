@@ -16,12 +16,16 @@ struct InteropServerTests {
     "unimplemented_service",
   ]
 
-  @Test("Every official interop case passes")
-  func grpcioClient() async throws {
-    let server = try await GRPCServer.start(router: InteropTestService.router(), host: "127.0.0.1", port: 0)
+  @Test("Every official interop case passes, over plaintext and over TLS", arguments: [false, true])
+  func grpcioClient(tls: Bool) async throws {
+    let certs = try await TestCertificates.make()
+    let server = try await GRPCServer.start(
+      router: InteropTestService.router(), host: "127.0.0.1", port: 0,
+      tls: tls ? ServerTLS(certificateChainPath: certs.serverCertificate, privateKeyPath: certs.serverKey) : nil)
     let script = repositoryRoot.appendingPathComponent("Tests/InteropTests/python/interop_client.py").path
     let (status, output) = try await runProcess([
       "python3", script, "--server_host", "127.0.0.1", "--server_port", String(server.port), "--test_case", "all",
+      "--use_tls", tls ? "true" : "false", "--ca_file", certs.caCertificate, "--server_host_override", "quad.test.campus",
     ])
     try await server.stop()
     let passed = Set(output.split(separator: "\n").filter { $0.hasPrefix("PASS ") }.map { String($0.dropFirst(5)) })

@@ -5,11 +5,12 @@ public import Foundation
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
   .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// Runs a command to completion on a Dispatch thread, never on the cooperative pool (whose few
-/// threads must stay free for the server's handler tasks), and returns its exit status and output.
+/// Runs a command to completion on a thread of its own, never on the cooperative pool or Dispatch's
+/// (whose few threads must stay free for handler tasks and name lookups), and returns its exit
+/// status and output.
 public func runProcess(_ arguments: [String]) async throws -> (status: Int32, output: String) {
   try await withCheckedThrowingContinuation { continuation in
-    DispatchQueue.global().async {
+    Thread.detachNewThread {
       let p = Process()
       p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
       p.arguments = arguments
@@ -42,10 +43,10 @@ public final class BackgroundProcess: @unchecked Sendable {
     self.firstLine = firstLine
   }
 
-  /// Starts `arguments` and waits (on a Dispatch thread) for its first line of output.
+  /// Starts `arguments` and waits (on a thread of its own) for its first line of output.
   public static func start(_ arguments: [String]) async throws -> BackgroundProcess {
     try await withCheckedThrowingContinuation { continuation in
-      DispatchQueue.global().async {
+      Thread.detachNewThread {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = arguments
@@ -74,7 +75,7 @@ public final class BackgroundProcess: @unchecked Sendable {
   /// Closes its input and waits for it to exit.
   public func stop() async {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-      DispatchQueue.global().async {
+      Thread.detachNewThread {
         try? self.stdin.fileHandleForWriting.close()
         self.process.waitUntilExit()
         c.resume()

@@ -2,6 +2,7 @@ internal import GRPCWire
 internal import Gzip
 internal import HTTP2Session
 internal import NIOCore
+internal import NIOTLS
 
 /// Drives one client connection on its event loop: opens a stream per call, sends request
 /// messages, and hands response headers, messages and status to each call's ``ClientCall``.
@@ -16,6 +17,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private var context: ChannelHandlerContext? { io.context }
   /// GOAWAY arrived or the connection closed: no new calls here.
   private(set) var isDraining = false
+  /// Why the connection failed (a TLS handshake error, say), for the calls it ends.
+  private var closeReason: String?
   /// Told (once) when the connection stops taking calls.
   private let onDrain: @Sendable () -> Void
 
@@ -29,39 +32,64 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var deadlineTimer: Scheduled<Void>?
   }
 
-  init(maximumMessageLength: Int, onDrain: @escaping @Sendable () -> Void) throws {
+  /// Completed when the connection can take calls: at once for plaintext, after the handshake
+  /// for TLS; failed with the reason when the connection closes first.
+  private(set) var ready: EventLoopFuture<Void>?
+  private var readyPromise: EventLoopPromise<Void>?
+  private let waitsForTLS: Bool
+
+  init(maximumMessageLength: Int, tls: Bool, onDrain: @escaping @Sendable () -> Void) throws {
     self.io = ConnectionIO(session: try HTTP2Session(role: .client))
     self.maximumMessageLength = maximumMessageLength
+    self.waitsForTLS = tls
     self.onDrain = onDrain
+  }
+
+  private func becameReady() {
+    readyPromise?.succeed(())
+    readyPromise = nil
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if case TLSUserEvent.handshakeCompleted = event { becameReady() }
+    context.fireUserInboundEventTriggered(event)
   }
 
   var activeStreams: Int { streams.count }
 
   func handlerAdded(context: ChannelHandlerContext) {
+    let promise = context.eventLoop.makePromise(of: Void.self)
+    readyPromise = promise
+    ready = promise.futureResult
     io.attach(context)
     io.afterFlush = { [unowned self] in resumeDrainedWriters() }
     if context.channel.isActive { flush() }
   }
 
   func channelActive(context: ChannelHandlerContext) {
+    if !waitsForTLS { becameReady() }
     flush()  // preface and SETTINGS
     context.fireChannelActive()
   }
 
   func channelInactive(context: ChannelHandlerContext) {
+    readyPromise?.fail(RPCError(code: .unavailable, message: "connection closed before it was ready: \(closeReason ?? "closed by the peer")"))
+    readyPromise = nil
     drain()
     let open = streams
     streams.removeAll()
     for (_, s) in open {
       s.deadlineTimer?.cancel()
-      s.parkedWriter?.resume(throwing: RPCError(code: .unavailable, message: "connection closed"))
-      s.call.finish(.failure(RPCError(code: .unavailable, message: "connection closed before the call ended")))
+      let why = closeReason.map { ": \($0)" } ?? ""
+      s.parkedWriter?.resume(throwing: RPCError(code: .unavailable, message: "connection closed\(why)"))
+      s.call.finish(.failure(RPCError(code: .unavailable, message: "connection closed before the call ended\(why)")))
     }
     io.attach(nil)
     context.fireChannelInactive()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    if closeReason == nil { closeReason = "\(error)" }
     context.close(promise: nil)
   }
 

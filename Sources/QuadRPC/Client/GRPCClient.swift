@@ -3,6 +3,7 @@ internal import Gzip
 internal import HTTP2Session
 internal import NIOCore
 internal import NIOPosix
+internal import NIOSSL
 package import QuadProtobuf
 internal import Synchronization
 
@@ -10,7 +11,15 @@ internal import Synchronization
 package struct ClientSettings: Sendable {
   /// Largest response message accepted (RESOURCE_EXHAUSTED above it), after decompression.
   package var maximumMessageLength = 4 * 1024 * 1024
+  /// Set by the client from its ``ClientTLS``.
+  var tls: PreparedTLS?
   package init() {}
+}
+
+/// A client's TLS context, made once, and the server name it verifies.
+struct PreparedTLS: Sendable {
+  let context: NIOSSLContext
+  let serverName: String?
 }
 
 /// What a client interceptor sees of a call, and may change before it starts.
@@ -54,20 +63,42 @@ package final class GRPCClient: Sendable {
   private let subchannels = Mutex<[Subchannel]?>(nil)
   private let rotation = Atomic<Int>(0)
   private let userAgent = "quad-grpc/0.1"
+  private let scheme: String
+  private let authority: String
 
   /// - Parameters:
   ///   - target: `host:port`, `dns:///host:port`, `ipv4:a:p,b:p` or `ipv6:[a]:p,...`.
   ///   - loadBalancing: overrides the service config's policy (default `pick_first`).
-  /// - Throws: ``RPCError`` (INVALID_ARGUMENT) for a malformed target.
+  ///   - tls: connect with TLS (ALPN `h2`), verifying the server, and with a client certificate
+  ///     for mutual TLS.
+  /// - Throws: ``RPCError`` (INVALID_ARGUMENT) for a malformed target or unusable TLS files.
   package init(
     target: String,
     loadBalancing: LoadBalancingPolicy? = nil,
     serviceConfig: ServiceConfig = ServiceConfig(),
     interceptors: [any ClientInterceptor] = [],
     settings: ClientSettings = ClientSettings(),
+    tls: ClientTLS? = nil,
     threads: Int = 1
   ) throws(RPCError) {
-    self.target = try NameResolver.parse(target)
+    let target = try NameResolver.parse(target)
+    self.target = target
+    var settings = settings
+    if let tls {
+      do {
+        let host = tls.serverHostOverride ?? target.endpoints[0].host
+        // SNI and hostname checks take names, not addresses.
+        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+        settings.tls = PreparedTLS(context: try tls.makeContext(), serverName: isAddress ? nil : host)
+      } catch {
+        throw RPCError(code: .invalidArgument, message: error.description)
+      }
+      scheme = "https"
+      authority = tls.serverHostOverride.map { "\($0):\(target.endpoints[0].port)" } ?? target.authority
+    } else {
+      scheme = "http"
+      authority = target.authority
+    }
     self.policy = loadBalancing ?? serviceConfig.loadBalancing ?? .pickFirst
     self.serviceConfig = serviceConfig
     self.interceptors = interceptors
@@ -95,6 +126,21 @@ package final class GRPCClient: Sendable {
       let made = addresses.map { Subchannel(address: $0, group: group, settings: settings) }
       s = made
       return made
+    }
+  }
+
+  /// A ready connection, when the policy's choice is ready now (no waiting).
+  private func readyPick() -> ClientConnection? {
+    guard let subs = subchannels.withLock({ $0 }), !subs.isEmpty else { return nil }
+    switch policy {
+    case .pickFirst:
+      return subs[0].readyConnection
+    case .roundRobin:
+      let start = rotation.wrappingAdd(1, ordering: .relaxed).oldValue % subs.count
+      for i in 0..<subs.count {
+        if let c = subs[(start + i) % subs.count].readyConnection { return c }
+      }
+      return nil
     }
   }
 
@@ -144,8 +190,32 @@ package final class GRPCClient: Sendable {
     let value = Atomic<Int32>(0)
   }
 
+  /// Picks a connection and opens a stream on it; the time spent connecting counts against the
+  /// call's timeout.
   private func open(_ context: ClientContext, timeout: Duration?, first: [UInt8]?, end: Bool) async throws -> OpenCall {
-    let connection = try await pick()
+    let connection: ClientConnection
+    var timeout = timeout
+    if let ready = readyPick() {
+      connection = ready
+    } else if let limit = timeout {
+      let start = ContinuousClock.now
+      connection = try await withThrowingTaskGroup(of: ClientConnection?.self) { group in
+        group.addTask { try await self.pick() }
+        group.addTask {
+          try await Task.sleep(for: limit)
+          return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let picked = first else {
+          throw RPCError(code: .deadlineExceeded, message: "deadline exceeded while connecting")
+        }
+        return picked
+      }
+      timeout = limit - (ContinuousClock.now - start)
+      if timeout! <= .zero { throw RPCError(code: .deadlineExceeded, message: "deadline exceeded while connecting") }
+    } else {
+      connection = try await pick()
+    }
     let cell = StreamIDCell()
     let handler = connection.handler
     let loop = connection.loop
@@ -154,8 +224,9 @@ package final class GRPCClient: Sendable {
     })
     let headers = requestHeaders(context, timeout: timeout)
     let framed = first.map { Self.frame($0, compress: context.options.compressRequests) }
+    let streamTimeout = timeout
     let id = try await connection.onLoop { h in
-      try h.open(call: call, headers: headers, message: framed, end: end, timeout: timeout)
+      try h.open(call: call, headers: headers, message: framed, end: end, timeout: streamTimeout)
     }
     cell.value.store(id, ordering: .relaxed)
     return OpenCall(connection: connection, call: call, streamID: id)
@@ -164,9 +235,9 @@ package final class GRPCClient: Sendable {
   private func requestHeaders(_ context: ClientContext, timeout: Duration?) -> [HTTP2Header] {
     var h = [
       HTTP2Header(name: ":method", value: "POST"),
-      HTTP2Header(name: ":scheme", value: "http"),
+      HTTP2Header(name: ":scheme", value: scheme),
       HTTP2Header(name: ":path", value: context.path),
-      HTTP2Header(name: ":authority", value: target.authority),
+      HTTP2Header(name: ":authority", value: authority),
       HTTP2Header(name: "content-type", value: "application/grpc"),
       HTTP2Header(name: "te", value: "trailers"),
       HTTP2Header(name: "user-agent", value: userAgent),

@@ -1,5 +1,5 @@
 internal import GRPCWire
-internal import Dispatch
+internal import Foundation
 internal import Glibc
 internal import NIOCore
 
@@ -62,11 +62,15 @@ enum NameResolver {
     RPCError(code: .invalidArgument, message: "target \"\(target)\" is not host:port, dns:///host:port, ipv4:addr:port[,...] or ipv6:[addr]:port[,...]")
   }
 
-  /// Resolves every endpoint on a Dispatch thread (getaddrinfo blocks), keeping order and
-  /// dropping duplicates.
+  /// Resolves every endpoint (getaddrinfo, on a thread of its own), keeping order and dropping
+  /// duplicates.
   static func resolve(_ target: Target) async throws(RPCError) -> [SocketAddress] {
+    // Literal addresses need no lookup.
+    let literal = target.endpoints.compactMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
+    if literal.count == target.endpoints.count { return literal }
     let result: Result<[SocketAddress], RPCError> = await withCheckedContinuation { c in
-      DispatchQueue.global().async {
+      // A thread of its own: getaddrinfo blocks, and must not hold up Dispatch's or Swift's pools.
+      Thread.detachNewThread {
         var out: [SocketAddress] = []
         var lastError = ""
         for e in target.endpoints {

@@ -1,6 +1,7 @@
 internal import GRPCWire
 internal import NIOCore
 internal import NIOPosix
+internal import NIOSSL
 internal import Synchronization
 internal import HTTP2Session
 
@@ -116,9 +117,13 @@ final class Subchannel: Sendable {
       .connectTimeout(.seconds(20))
     let draining = DrainFlag()
     weak let weakSelf = self
+    let tls = settings.tls
     let connect = bootstrap.channelInitializer { channel in
       channel.eventLoop.makeCompletedFuture {
-        let handler = try ClientConnectionHandler(maximumMessageLength: settings.maximumMessageLength) {
+        if let tls {
+          try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+        }
+        let handler = try ClientConnectionHandler(maximumMessageLength: settings.maximumMessageLength, tls: tls != nil) {
           draining.set()
           weakSelf?.lost(draining)
         }
@@ -129,11 +134,20 @@ final class Subchannel: Sendable {
       switch result {
       case .success(let channel):
         channel.eventLoop.execute {
-          guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self) else {
+          guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self),
+            let ready = handler.ready
+          else {
             self.failed(RPCError(code: .unavailable, message: "connection to \(address) closed at once"))
             return
           }
-          self.connected(ClientConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), draining: draining))
+          let connection = ClientConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), draining: draining)
+          ready.whenComplete { result in
+            switch result {
+            case .success: self.connected(connection)
+            case .failure(let error):
+              self.failed(error as? RPCError ?? RPCError(code: .unavailable, message: "connection to \(address) failed: \(error)"))
+            }
+          }
         }
       case .failure(let error):
         self.failed(RPCError(code: .unavailable, message: "cannot connect to \(address): \(error)"))

@@ -1,8 +1,10 @@
 internal import NIOCore
 internal import NIOPosix
+internal import NIOSSL
 
-/// A gRPC server over plaintext HTTP/2 (h2c, prior knowledge): listens, then serves every
-/// connection on an event loop of its group.
+/// A gRPC server over HTTP/2: plaintext (h2c, prior knowledge) by default, TLS 1.2/1.3 with ALPN
+/// `h2` (and mutual TLS) when given ``ServerTLS``. It listens, then serves every connection on an
+/// event loop of its group.
 ///
 /// ```swift
 /// var router = Router()
@@ -27,13 +29,17 @@ package final class GRPCServer: Sendable {
   /// - Parameters:
   ///   - maximumMessageLength: largest request message accepted (default 4 MiB; larger ones get
   ///     RESOURCE_EXHAUSTED before they are buffered).
+  ///   - tls: serve TLS (and mutual TLS with a client CA) instead of plaintext.
+  /// - Throws: ``TLSSetupError`` for unusable certificates or keys; NIO's errors when binding fails.
   package static func start(
     router: Router,
     host: String = "0.0.0.0",
     port: Int,
     threads: Int = 1,
-    maximumMessageLength: Int = 4 * 1024 * 1024
+    maximumMessageLength: Int = 4 * 1024 * 1024,
+    tls: ServerTLS? = nil
   ) async throws -> GRPCServer {
+    let sslContext = try tls?.makeContext()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     do {
       let channel = try await ServerBootstrap(group: group)
@@ -42,6 +48,9 @@ package final class GRPCServer: Sendable {
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .childChannelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
+            if let sslContext {
+              try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+            }
             let handler = try ServerConnectionHandler(router: router, maximumMessageLength: maximumMessageLength)
             try channel.pipeline.syncOperations.addHandler(handler)
           }

@@ -2,6 +2,8 @@ internal import GRPCWire
 internal import Gzip
 internal import HTTP2Session
 internal import NIOCore
+internal import NIOSSL
+internal import NIOTLS
 internal import Synchronization
 
 /// Drives one connection: socket bytes into its ``HTTP2Session``, request heads through
@@ -24,6 +26,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private var streams: [Int32: CallState] = [:]
   private var context: ChannelHandlerContext? { io.context }
   private var peer = ""
+  private var peerIdentity: PeerIdentity?
 
   private struct CallState {
     var head: RequestHead
@@ -64,6 +67,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
     flush()  // the server's SETTINGS
     context.fireChannelActive()
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if case TLSUserEvent.handshakeCompleted = event,
+      let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+    {
+      peerIdentity = PeerIdentity(certificate)
+    }
+    context.fireUserInboundEventTriggered(event)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -249,7 +261,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     let deadline = state.head.timeoutNanoseconds.map { ContinuousClock.now.advanced(by: .nanoseconds($0)) }
     let callContext = ServerContext(
       path: state.head.path, metadata: state.head.metadata, deadline: deadline, peer: peer,
-      requestCompressed: state.request?.compressed ?? false)
+      requestCompressed: state.request?.compressed ?? false, peerIdentity: peerIdentity)
     state.options = callContext.response
     let me = NIOLoopBound(self, eventLoop: loop)
     let writer = ResponseWriter(connection: me, loop: loop, streamID: id)

@@ -15,9 +15,15 @@ package struct ServerContext: Sendable {
   package var peer: String
   /// Whether the request message of a unary or server-streaming call arrived compressed.
   package var requestCompressed: Bool
+  /// The client's certificate identity, on a mutual-TLS connection.
+  package var peerIdentity: PeerIdentity?
   let response: ResponseOptions
 
-  package init(path: String, metadata: Metadata = [], deadline: ContinuousClock.Instant? = nil, peer: String = "", requestCompressed: Bool = false) {
+  package init(
+    path: String, metadata: Metadata = [], deadline: ContinuousClock.Instant? = nil, peer: String = "",
+    requestCompressed: Bool = false, peerIdentity: PeerIdentity? = nil
+  ) {
+    self.peerIdentity = peerIdentity
     self.path = path
     self.metadata = metadata
     self.deadline = deadline

@@ -208,11 +208,20 @@ def main():
     ap.add_argument("--server_host", default="127.0.0.1")
     ap.add_argument("--server_port", type=int, required=True)
     ap.add_argument("--test_case", default="all")
+    ap.add_argument("--use_tls", default="false")
+    ap.add_argument("--ca_file", help="PEM of the CA to trust (with --use_tls=true)")
+    ap.add_argument("--server_host_override")
     a = ap.parse_args()
     target = "%s:%d" % (a.server_host, a.server_port)
     cases = CASES if a.test_case == "all" else a.test_case.split(",")
     failed = 0
-    with grpc.insecure_channel(target) as channel:
+    if a.use_tls == "true":
+        ca = open(a.ca_file, "rb").read() if a.ca_file else None
+        options = [("grpc.ssl_target_name_override", a.server_host_override)] if a.server_host_override else []
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(ca), options=options)
+    else:
+        channel = grpc.insecure_channel(target)
+    with channel:
         stub = test_pb2_grpc.TestServiceStub(channel)
         for name in cases:
             try:

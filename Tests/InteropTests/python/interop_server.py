@@ -133,10 +133,17 @@ def handlers():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--use_tls", default="false")
+    ap.add_argument("--cert_file")
+    ap.add_argument("--key_file")
     a = ap.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.per_message_decompression", 0)])
     server.add_generic_rpc_handlers([handlers()])
-    port = server.add_insecure_port("127.0.0.1:%d" % a.port)
+    if a.use_tls == "true":
+        creds = grpc.ssl_server_credentials([(open(a.key_file, "rb").read(), open(a.cert_file, "rb").read())])
+        port = server.add_secure_port("127.0.0.1:%d" % a.port, creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:%d" % a.port)
     server.start()
     print("listening on %d" % port, flush=True)
     try:
