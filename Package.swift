@@ -176,7 +176,10 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadRPCTests",
-      dependencies: ["QuadRPC", "GRPCWire", "BenchService", "QuadProtobuf", "TestSupport", .product(name: "NIOPosix", package: "swift-nio")],
+      dependencies: [
+        "QuadRPC", "GRPCWire", "BenchService", "QuadProtobuf", "TestSupport", "HTTP2Session", "Gzip",
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
       exclude: ["python"],
       swiftSettings: swiftSettings
     ),

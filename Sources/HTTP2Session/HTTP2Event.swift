@@ -24,6 +24,8 @@ package enum HTTP2Event: Hashable, Sendable {
   case streamClosed(streamID: Int32, errorCode: UInt32)
   /// The peer is going away; streams above `lastStreamID` were not processed.
   case goAway(lastStreamID: Int32, errorCode: UInt32)
+  /// The peer acknowledged a PING this side sent.
+  case pingAcknowledged
 }
 
 /// A failure inside nghttp2, with the library's code and its own description.

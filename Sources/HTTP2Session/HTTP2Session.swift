@@ -28,6 +28,10 @@ package final class HTTP2Session {
     package var maxOutboundAcks: Int = 1_000
     /// CONTINUATION frames accepted for one header block.
     package var maxContinuations: Int = 8
+    /// Streams the peer may reset in a burst, and refilled per second, before nghttp2 ends the
+    /// connection (the HTTP/2 "rapid reset" bound).
+    package var streamResetBurst: UInt64 = 1_000
+    package var streamResetRate: UInt64 = 33
 
     package static let defaults = Configuration()
     package init() {}
@@ -42,6 +46,22 @@ package final class HTTP2Session {
   private let maxHeaderListSize: Int
   /// Data waiting for nghttp2 to pull it, by stream.
   private var outboundStreams: [Int32: OutboundStream] = [:]
+  /// Control frames received so far, for the owner's flood limits.
+  package private(set) var received = FrameCounts()
+
+  /// Counts of received frames that cost the receiver work but carry no request data.
+  package struct FrameCounts: Sendable, Hashable {
+    package var pings = 0
+    package var settings = 0
+    package var windowUpdates = 0
+    package var resets = 0
+    package var priorities = 0
+    /// DATA frames with no payload and no END_STREAM.
+    package var emptyData = 0
+    package var headers = 0
+    package init() {}
+  }
+
   /// An error thrown inside a callback, reported after nghttp2 returns.
   private var callbackError: HTTP2SessionError?
 
@@ -76,6 +96,7 @@ package final class HTTP2Session {
     nghttp2_option_set_max_settings(option, configuration.maxSettings)
     nghttp2_option_set_max_outbound_ack(option, configuration.maxOutboundAcks)
     nghttp2_option_set_max_continuations(option, configuration.maxContinuations)
+    nghttp2_option_set_stream_reset_rate_limit(option, configuration.streamResetBurst, configuration.streamResetRate)
 
     var created: OpaquePointer?
     // `self` is not complete yet, so the session's user data is set right after.
@@ -237,6 +258,11 @@ package final class HTTP2Session {
     try Self.check(nghttp2_submit_shutdown_notice(session), "nghttp2_submit_shutdown_notice")
   }
 
+  /// Sends a PING; the peer's ACK arrives as ``HTTP2Event/pingAcknowledged``.
+  package func ping() throws(HTTP2SessionError) {
+    try Self.check(nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil), "nghttp2_submit_ping")
+  }
+
   /// Sends GOAWAY naming the last stream this side processed.
   package func goAway(errorCode: UInt32 = 0) throws(HTTP2SessionError) {
     let last = nghttp2_session_get_last_proc_stream_id(session)
@@ -311,13 +337,31 @@ package final class HTTP2Session {
     let endStream = flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     switch UInt32(type) {
     case NGHTTP2_HEADERS.rawValue:
+      received.headers += 1
       let headers = partialHeaders.removeValue(forKey: streamID)?.headers ?? []
       events.append(.headers(streamID: streamID, headers: headers, endStream: endStream))
     case NGHTTP2_DATA.rawValue:
-      if endStream { events.append(.endStream(streamID: streamID)) }
+      if endStream {
+        events.append(.endStream(streamID: streamID))
+      } else if frame.pointee.hd.length == 0 {
+        received.emptyData += 1
+      }
+    case NGHTTP2_PING.rawValue:
+      if flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+        events.append(.pingAcknowledged)
+      } else {
+        received.pings += 1
+      }
+    case NGHTTP2_SETTINGS.rawValue:
+      if flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { received.settings += 1 }
+    case NGHTTP2_WINDOW_UPDATE.rawValue:
+      received.windowUpdates += 1
+    case NGHTTP2_PRIORITY.rawValue:
+      received.priorities += 1
     case NGHTTP2_GOAWAY.rawValue:
       events.append(.goAway(lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code))
     case NGHTTP2_RST_STREAM.rawValue:
+      received.resets += 1
       events.append(.reset(streamID: streamID, errorCode: frame.pointee.rst_stream.error_code))
     default:
       break

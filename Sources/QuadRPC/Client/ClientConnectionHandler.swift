@@ -63,6 +63,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     ready = promise.futureResult
     io.attach(context)
     io.afterFlush = { [unowned self] in resumeDrainedWriters() }
+    io.onEvents = { [unowned self] events in for e in events { handle(e) } }
     if context.channel.isActive { flush() }
   }
 
@@ -107,11 +108,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   // MARK: Calls (on the event loop)
 
+  /// Refused before the stream existed: safe to send again on another connection.
+  static let goingAway = RPCError(code: .unavailable, message: "connection is going away")
+
   /// Opens a stream for `call`; with `message`, sends it, and with `end`, half-closes.
   func open(call: ClientCall, headers: [HTTP2Header], message: [UInt8]?, end: Bool, timeout: Duration?) throws(RPCError) -> Int32 {
-    guard !isDraining, context != nil else {
-      throw RPCError(code: .unavailable, message: "connection is going away")
-    }
+    guard !isDraining, context != nil else { throw Self.goingAway }
     let id: Int32
     do {
       id = try session.startRequest(headers: headers)
@@ -222,6 +224,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       if streams[id] != nil {
         fail(streamID: id, RPCError(code: .unavailable, message: "stream closed before a status arrived"))
       }
+    case .pingAcknowledged:
+      break
     case .goAway(let last, _):
       drain()
       for id in streams.keys where id > last {

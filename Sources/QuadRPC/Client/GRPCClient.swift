@@ -190,9 +190,25 @@ package final class GRPCClient: Sendable {
     let value = Atomic<Int32>(0)
   }
 
+  /// Picks a connection and opens a stream on it; a connection that turned out to be going away
+  /// (GOAWAY arrived first) is replaced, up to three times, since no stream was sent on it.
+  private func open(_ context: ClientContext, timeout: Duration?, first: [UInt8]?, end: Bool) async throws -> OpenCall {
+    let start = ContinuousClock.now
+    var tries = 0
+    while true {
+      let left = timeout.map { $0 - (ContinuousClock.now - start) }
+      do {
+        return try await openOnce(context, timeout: left, first: first, end: end)
+      } catch let e as RPCError where e == ClientConnectionHandler.goingAway && tries < 3 {
+        tries += 1
+        await Task.yield()
+      }
+    }
+  }
+
   /// Picks a connection and opens a stream on it; the time spent connecting counts against the
   /// call's timeout.
-  private func open(_ context: ClientContext, timeout: Duration?, first: [UInt8]?, end: Bool) async throws -> OpenCall {
+  private func openOnce(_ context: ClientContext, timeout: Duration?, first: [UInt8]?, end: Bool) async throws -> OpenCall {
     let connection: ClientConnection
     var timeout = timeout
     if let ready = readyPick() {

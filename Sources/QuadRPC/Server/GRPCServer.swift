@@ -1,6 +1,7 @@
 internal import NIOCore
 internal import NIOPosix
 internal import NIOSSL
+package import Synchronization
 
 /// A gRPC server over HTTP/2: plaintext (h2c, prior knowledge) by default, TLS 1.2/1.3 with ALPN
 /// `h2` (and mutual TLS) when given ``ServerTLS``. It listens, then serves every connection on an
@@ -14,21 +15,25 @@ internal import NIOSSL
 package final class GRPCServer: Sendable {
   private let group: MultiThreadedEventLoopGroup
   private let channel: any Channel
+  private let connections: ConnectionRegistry
 
   /// The port the server listens on (useful with port 0).
   package let port: Int
+  /// What the server has seen, for metrics and tests.
+  package let stats: ServerStats
 
-  private init(group: MultiThreadedEventLoopGroup, channel: any Channel) {
+  private init(group: MultiThreadedEventLoopGroup, channel: any Channel, connections: ConnectionRegistry, stats: ServerStats) {
     self.group = group
     self.channel = channel
+    self.connections = connections
+    self.stats = stats
     self.port = channel.localAddress?.port ?? 0
   }
 
   /// Binds and starts serving.
   ///
   /// - Parameters:
-  ///   - maximumMessageLength: largest request message accepted (default 4 MiB; larger ones get
-  ///     RESOURCE_EXHAUSTED before they are buffered).
+  ///   - settings: limits, keepalive, idle and age bounds, flood allowances.
   ///   - tls: serve TLS (and mutual TLS with a client CA) instead of plaintext.
   /// - Throws: ``TLSSetupError`` for unusable certificates or keys; NIO's errors when binding fails.
   package static func start(
@@ -36,11 +41,13 @@ package final class GRPCServer: Sendable {
     host: String = "0.0.0.0",
     port: Int,
     threads: Int = 1,
-    maximumMessageLength: Int = 4 * 1024 * 1024,
+    settings: ServerSettings = ServerSettings(),
     tls: ServerTLS? = nil
   ) async throws -> GRPCServer {
     let sslContext = try tls?.makeContext()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    let connections = ConnectionRegistry()
+    let stats = ServerStats()
     do {
       let channel = try await ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 256)
@@ -51,22 +58,63 @@ package final class GRPCServer: Sendable {
             if let sslContext {
               try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
             }
-            let handler = try ServerConnectionHandler(router: router, maximumMessageLength: maximumMessageLength)
+            let handler = try ServerConnectionHandler(router: router, settings: settings, stats: stats)
             try channel.pipeline.syncOperations.addHandler(handler)
+            connections.add(channel, NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            stats.connectionsAccepted.add(1, ordering: .relaxed)
+            channel.closeFuture.whenComplete { _ in connections.remove(channel) }
           }
         }
         .bind(host: host, port: port)
         .get()
-      return GRPCServer(group: group, channel: channel)
+      return GRPCServer(group: group, channel: channel, connections: connections, stats: stats)
     } catch {
       try? await group.shutdownGracefully()
       throw error
     }
   }
 
-  /// Stops listening, closes connections and releases the threads.
-  package func stop() async throws {
+  /// Stops gracefully: stops listening, tells every connection to go away (GOAWAY), lets the calls
+  /// in flight finish for up to `grace`, then closes what is left and releases the threads.
+  package func stop(grace: Duration = .seconds(10)) async throws {
     try? await channel.close()
+    for (_, handler) in connections.all {
+      handler.eventLoop.execute { handler.value.beginShutdown() }
+    }
+    let until = ContinuousClock.now + grace
+    while !connections.all.isEmpty && ContinuousClock.now < until {
+      try? await Task.sleep(for: .milliseconds(20))
+    }
+    for (channel, _) in connections.all { try? await channel.close() }
     try await group.shutdownGracefully()
   }
+
+  /// The number of open connections.
+  package var connectionCount: Int { connections.all.count }
+}
+
+/// Counters of a server's connections and of the clients it closed for abuse.
+package final class ServerStats: Sendable {
+  package let connectionsAccepted = Atomic(0)
+  /// Connections closed with ENHANCE_YOUR_CALM (floods, broken keepalive).
+  package let connectionsClosedForAbuse = Atomic(0)
+  /// Connections closed because a keepalive PING went unanswered.
+  package let keepaliveTimeouts = Atomic(0)
+  /// Calls ended with RESOURCE_EXHAUSTED because their connection buffered too much.
+  package let callsOverBudget = Atomic(0)
+}
+
+/// The server's open connections, so that a stop can reach them.
+final class ConnectionRegistry: Sendable {
+  private let entries = Mutex<[ObjectIdentifier: (any Channel, NIOLoopBound<ServerConnectionHandler>)]>([:])
+
+  func add(_ channel: any Channel, _ handler: NIOLoopBound<ServerConnectionHandler>) {
+    entries.withLock { $0[ObjectIdentifier(channel)] = (channel, handler) }
+  }
+
+  func remove(_ channel: any Channel) {
+    _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+  }
+
+  var all: [(any Channel, NIOLoopBound<ServerConnectionHandler>)] { entries.withLock { Array($0.values) } }
 }

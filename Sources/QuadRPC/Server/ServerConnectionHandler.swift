@@ -20,11 +20,17 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   static let lowWatermark = 16 * 1024
 
   private let router: Router
-  private let maximumMessageLength: Int
-  private let io: ConnectionIO
-  private var session: HTTP2Session { io.session }
+  let settings: ServerSettings
+  let stats: ServerStats
+  private var maximumMessageLength: Int { settings.maximumMessageLength }
+  let io: ConnectionIO
+  var session: HTTP2Session { io.session }
   private var streams: [Int32: CallState] = [:]
-  private var context: ChannelHandlerContext? { io.context }
+  var context: ChannelHandlerContext? { io.context }
+  /// Keepalive, idleness, age, shutdown and flood state (ServerConnectionHandler+Lifecycle).
+  var lifecycle = Lifecycle()
+  /// Request bytes buffered on this connection before handlers took them.
+  private var bufferedBytes = 0
   private var peer = ""
   private var peerIdentity: PeerIdentity?
 
@@ -48,17 +54,23 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var gzipResponses = false
     /// A streaming writer waiting for the stream to drain.
     var parkedWriter: CheckedContinuation<Void, any Error>?
+    /// Bytes of this call counted in the connection's ``bufferedBytes``.
+    var buffered = 0
   }
 
-  init(router: Router, maximumMessageLength: Int) throws {
+  init(router: Router, settings: ServerSettings, stats: ServerStats) throws {
     self.router = router
-    self.maximumMessageLength = maximumMessageLength
-    self.io = ConnectionIO(session: try HTTP2Session(role: .server))
+    self.settings = settings
+    self.stats = stats
+    self.io = ConnectionIO(session: try HTTP2Session(role: .server, configuration: settings.sessionConfiguration))
   }
+
+  var hasCalls: Bool { !streams.isEmpty }
 
   func handlerAdded(context: ChannelHandlerContext) {
     io.attach(context)
     io.afterFlush = { [unowned self] in resumeDrainedWriters() }
+    io.onEvents = { [unowned self] events in for e in events { handle(e) } }
   }
 
   func channelActive(context: ChannelHandlerContext) {
@@ -66,6 +78,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       peer = "\(a.ipAddress ?? "unknown"):\(a.port ?? 0)"
     }
     flush()  // the server's SETTINGS
+    startLifecycle()
     context.fireChannelActive()
   }
 
@@ -82,6 +95,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     // Connection loss cancels every call still running.
     for (_, s) in streams { Self.abandon(s) }
     streams.removeAll()
+    stopLifecycle()
     io.attach(nil)
     context.fireChannelInactive()
   }
@@ -89,6 +103,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard let events = io.receive(unwrapInboundIn(data)) else { return }
     for event in events { handle(event) }
+    framesReceived()
     flush()
   }
 
@@ -116,10 +131,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     case .reset(let id, _), .streamClosed(let id, _):
       if let s = streams.removeValue(forKey: id) {
         Self.abandon(s)
+        bufferedBytes -= s.buffered
         if s.heldCredit > 0 { try? session.consume(streamID: id, count: s.heldCredit) }
+        if streams.isEmpty { becameIdle() }
       }
     case .goAway:
       break
+    case .pingAcknowledged:
+      pingAcknowledged()
     }
   }
 
@@ -183,7 +202,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     } else {
       try? session.consume(streamID: id, count: bytes.count)
     }
+    let buffered = state.deframer.bufferedCount + (state.request?.bytes.count ?? 0)
+    bufferedBytes += buffered - state.buffered
+    state.buffered = buffered
     streams[id] = state
+    if bufferedBytes > settings.connectionBufferBudget {
+      stats.callsOverBudget.add(1, ordering: .relaxed)
+      fail(streamID: id, RPCError(code: .resourceExhausted, message: "connection holds more than \(settings.connectionBufferBudget) bytes of unread requests"))
+    }
+  }
+
+  /// Takes a call's bytes out of the connection's buffer budget.
+  private func release(streamID id: Int32) {
+    guard let b = streams[id]?.buffered, b > 0 else { return }
+    bufferedBytes -= b
+    streams[id]?.buffered = 0
   }
 
   /// The handler drained its request stream: give the client its credit back.
@@ -273,6 +306,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
     let method = state.method
     let router = self.router
+    bufferedBytes -= state.buffered
+    state.buffered = 0
     state.task = Task {
       let result: Result<[UInt8]?, any Error>
       do {
@@ -312,6 +347,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   // MARK: Answers
 
   private func answer(streamID id: Int32, result: Result<[UInt8]?, any Error>) {
+    release(streamID: id)
     guard var state = streams[id], !state.answered else { return }
     state.answered = true
     state.deadlineTimer?.cancel()

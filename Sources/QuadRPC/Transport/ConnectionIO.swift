@@ -10,6 +10,8 @@ final class ConnectionIO {
   private var flushScheduled = false
   /// Runs after each flush (to wake writers whose streams drained).
   var afterFlush: () -> Void = {}
+  /// Receives events the session raised while writing (streams closed by the frames just sent).
+  var onEvents: ([HTTP2Event]) -> Void = { _ in }
 
   init(session: HTTP2Session) {
     self.session = session
@@ -53,6 +55,8 @@ final class ConnectionIO {
     if !out.isEmpty {
       context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: out)), promise: nil)
     }
+    let events = session.takeEvents()
+    if !events.isEmpty { onEvents(events) }
     afterFlush()
     if !session.wantsRead && !session.wantsWrite {
       context.close(promise: nil)
