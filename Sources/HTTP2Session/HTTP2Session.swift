@@ -41,8 +41,11 @@ package final class HTTP2Session {
   private let session: OpaquePointer
   /// Events recorded by callbacks and not yet returned.
   private var events: [HTTP2Event] = []
-  /// Header blocks being received, by stream, with their size as SETTINGS_MAX_HEADER_LIST_SIZE counts it.
-  private var partialHeaders: [Int32: (headers: [HTTP2Header], size: Int)] = [:]
+  /// The header block being received (HTTP/2 never interleaves blocks: a HEADERS frame's
+  /// CONTINUATIONs follow it at once), with its size as SETTINGS_MAX_HEADER_LIST_SIZE counts it.
+  private var blockStream: Int32 = 0
+  private var blockHeaders: [HTTP2Header] = []
+  private var blockSize = 0
   private let maxHeaderListSize: Int
   /// Data waiting for nghttp2 to pull it, by stream.
   private var outboundStreams: [Int32: OutboundStream] = [:]
@@ -314,22 +317,27 @@ package final class HTTP2Session {
   // MARK: Callback bodies (called by the C trampolines below)
 
   fileprivate func beginHeaders(streamID: Int32) {
-    partialHeaders[streamID] = ([], 0)
+    blockStream = streamID
+    blockHeaders = []
+    blockHeaders.reserveCapacity(10)
+    blockSize = 0
   }
 
   /// Records one header field; a block over the advertised SETTINGS_MAX_HEADER_LIST_SIZE resets
   /// the stream (nghttp2 only advertises the limit).
   fileprivate func header(streamID: Int32, name: UnsafePointer<UInt8>, nameLength: Int, value: UnsafePointer<UInt8>, valueLength: Int) -> Int32 {
-    let size = (partialHeaders[streamID]?.size ?? 0) + nameLength + valueLength + 32
+    guard streamID == blockStream else { return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue }
+    let size = blockSize + nameLength + valueLength + 32
     guard size <= maxHeaderListSize else {
-      partialHeaders[streamID] = nil
+      blockStream = 0
+      blockHeaders = []
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
     }
     let h = HTTP2Header(
       name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
       value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self))
-    partialHeaders[streamID, default: ([], 0)].headers.append(h)
-    partialHeaders[streamID]?.size = size
+    blockHeaders.append(h)
+    blockSize = size
     return 0
   }
 
@@ -338,7 +346,9 @@ package final class HTTP2Session {
     switch UInt32(type) {
     case NGHTTP2_HEADERS.rawValue:
       received.headers += 1
-      let headers = partialHeaders.removeValue(forKey: streamID)?.headers ?? []
+      let headers = streamID == blockStream ? blockHeaders : []
+      blockStream = 0
+      blockHeaders = []
       events.append(.headers(streamID: streamID, headers: headers, endStream: endStream))
     case NGHTTP2_DATA.rawValue:
       if endStream {
@@ -374,7 +384,10 @@ package final class HTTP2Session {
 
   fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
     outboundStreams[streamID] = nil
-    partialHeaders[streamID] = nil
+    if blockStream == streamID {
+      blockStream = 0
+      blockHeaders = []
+    }
     events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
   }
 

@@ -18,9 +18,14 @@ package struct ResponseWriter: Sendable {
     try Task.checkCancellation()
     let connection = self.connection
     let streamID = self.streamID
+    let loop = self.loop
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-      loop.execute {
+      if loop.inEventLoop {
         connection.value.enqueue(streamID: streamID, message: message, compressed: compressed, continuation: continuation)
+      } else {
+        loop.execute {
+          connection.value.enqueue(streamID: streamID, message: message, compressed: compressed, continuation: continuation)
+        }
       }
     }
   }

@@ -29,14 +29,18 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   var context: ChannelHandlerContext? { io.context }
   /// Keepalive, idleness, age, shutdown and flood state (ServerConnectionHandler+Lifecycle).
   var lifecycle = Lifecycle()
+  /// Where handler tasks run: this connection's event loop (``ServerSettings/handlersOnEventLoop``)
+  /// or, when `nil`, Swift's global pool.
+  private var executor: EventLoopTaskExecutor?
   /// Request bytes buffered on this connection before handlers took them.
   private var bufferedBytes = 0
   private var peer = ""
   private var peerIdentity: PeerIdentity?
 
-  private struct CallState {
-    var head: RequestHead
-    var method: Router.Method
+  /// One call's state on the loop (a class: updated in place, never copied in and out).
+  private final class CallState {
+    let head: RequestHead
+    let method: Router.Method
     var deframer: MessageDeframer
     /// The request message of a unary or server-streaming call.
     var request: FramedMessage?
@@ -56,6 +60,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var parkedWriter: CheckedContinuation<Void, any Error>?
     /// Bytes of this call counted in the connection's ``bufferedBytes``.
     var buffered = 0
+
+    init(head: RequestHead, method: Router.Method, deframer: MessageDeframer) {
+      self.head = head
+      self.method = method
+      self.deframer = deframer
+    }
   }
 
   init(router: Router, settings: ServerSettings, stats: ServerStats) throws {
@@ -68,6 +78,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   var hasCalls: Bool { !streams.isEmpty }
 
   func handlerAdded(context: ChannelHandlerContext) {
+    if settings.handlersOnEventLoop { executor = EventLoopTaskExecutor(context.eventLoop) }
     io.attach(context)
     io.afterFlush = { [unowned self] in resumeDrainedWriters() }
     io.onEvents = { [unowned self] events in for e in events { handle(e) } }
@@ -159,7 +170,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         try? session.respondHeadersOnly(streamID: id, headers: Self.http2(CallHead.trailersOnly(status)))
         return
       }
-      var state = CallState(head: head, method: method, deframer: MessageDeframer(maximumMessageLength: maximumMessageLength))
+      let state = CallState(head: head, method: method, deframer: MessageDeframer(maximumMessageLength: maximumMessageLength))
       if let timeout = head.timeoutNanoseconds, let loop = context?.eventLoop {
         state.deadlineTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(min(timeout, Int64.max / 2))) { [self] in
           self.deadlineExpired(streamID: id)
@@ -173,7 +184,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   /// DATA for a call: deframe, decompress, and queue or keep the messages; return the
   /// flow-control credit at once unless a request stream is above its watermark.
   private func received(streamID id: Int32, bytes: [UInt8]) {
-    guard var state = streams[id], !state.answered else {
+    guard let state = streams[id], !state.answered else {
       try? session.consume(streamID: id, count: bytes.count)
       return
     }
@@ -191,7 +202,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
       }
     } catch {
-      streams[id] = state
       try? session.consume(streamID: id, count: bytes.count)
       fail(streamID: id, error)
       return
@@ -205,7 +215,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     let buffered = state.deframer.bufferedCount + (state.request?.bytes.count ?? 0)
     bufferedBytes += buffered - state.buffered
     state.buffered = buffered
-    streams[id] = state
     if bufferedBytes > settings.connectionBufferBudget {
       stats.callsOverBudget.add(1, ordering: .relaxed)
       fail(streamID: id, RPCError(code: .resourceExhausted, message: "connection holds more than \(settings.connectionBufferBudget) bytes of unread requests"))
@@ -281,7 +290,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   /// Starts the call's handler in a task of its own, bridged from the event loop and back; the
   /// task is cancelled when the stream is reset, the deadline passes or the connection drops.
   private func startHandler(streamID id: Int32) {
-    guard var state = streams[id], let loop = context?.eventLoop else { return }
+    guard let state = streams[id], let loop = context?.eventLoop else { return }
     var request: [UInt8] = []
     if let m = state.request {
       do {
@@ -308,32 +317,44 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     let router = self.router
     bufferedBytes -= state.buffered
     state.buffered = 0
-    state.task = Task {
+    let requestBytes = request
+    let requestStream = requests
+    let body: @Sendable () async -> Void = {
       let result: Result<[UInt8]?, any Error>
       do {
         result = .success(try await router.intercepted(callContext) { ctx -> [UInt8]? in
           switch method {
           case .unary(let handler):
-            return try await handler(request, ctx)
+            return try await handler(requestBytes, ctx)
           case .serverStreaming(let handler):
-            try await handler(request, ctx, writer)
+            try await handler(requestBytes, ctx, writer)
             return nil
           case .clientStreaming(let handler):
-            return try await handler(requests!, ctx)
+            return try await handler(requestStream!, ctx)
           case .bidirectional(let handler):
-            try await handler(requests!, ctx, writer)
+            try await handler(requestStream!, ctx, writer)
             return nil
           }
         })
       } catch {
         result = .failure(error)
       }
-      loop.execute {
+      if loop.inEventLoop {
+        // Handlers on the event loop answer in place; answers of one loop turn share a write.
         me.value.answer(streamID: id, result: result)
-        me.value.flush()
+        me.value.scheduleFlush()
+      } else {
+        loop.execute {
+          me.value.answer(streamID: id, result: result)
+          me.value.flush()
+        }
       }
     }
-    streams[id] = state
+    if let executor {
+      state.task = Task(executorPreference: executor, operation: body)
+    } else {
+      state.task = Task(operation: body)
+    }
   }
 
   private func deadlineExpired(streamID id: Int32) {
@@ -348,7 +369,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   private func answer(streamID id: Int32, result: Result<[UInt8]?, any Error>) {
     release(streamID: id)
-    guard var state = streams[id], !state.answered else { return }
+    guard let state = streams[id], !state.answered else { return }
     state.answered = true
     state.deadlineTimer?.cancel()
     state.parkedWriter?.resume(throwing: CancellationError())
@@ -359,7 +380,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
     let started = state.responseStarted
     let options = state.options?.state.withLock { $0 }
-    streams[id] = state
     switch result {
     case .success(let response):
       do {
@@ -397,11 +417,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   /// Sends the response headers: the handler's initial metadata, and `grpc-encoding: gzip` when
   /// the handler asked for compression and the client accepts it.
   private func startResponse(_ id: Int32) throws {
-    guard var state = streams[id] else { return }
+    guard let state = streams[id] else { return }
     let options = state.options?.state.withLock { $0 }
     state.gzipResponses = (options?.compress ?? false) && state.head.acceptedEncodings.contains("gzip")
     state.responseStarted = true
-    streams[id] = state
     try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(
       encoding: state.gzipResponses ? "gzip" : nil, supportedEncodings: Self.supportedEncodings,
       metadata: options?.initial ?? [])))
@@ -438,7 +457,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func scheduleFlush() { io.scheduleFlush() }
+  func scheduleFlush() { io.scheduleFlush() }
 
   /// Wakes writers whose streams drained below the low watermark.
   private func resumeDrainedWriters() {

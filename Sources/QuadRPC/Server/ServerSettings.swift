@@ -26,6 +26,10 @@ package struct ServerSettings: Sendable {
   /// (ENHANCE_YOUR_CALM) and is closed.
   package var floodLimits = FloodLimits()
 
+  /// Run handlers on their connection's event loop (no thread hop per call; handlers must not
+  /// block, which Quad's database layer never does on a loop), or on Swift's global pool.
+  package var handlersOnEventLoop = true
+
   package init() {}
 
   var sessionConfiguration: HTTP2Session.Configuration {
