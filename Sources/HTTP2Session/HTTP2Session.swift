@@ -61,6 +61,7 @@ package final class HTTP2Session {
     package var priorities = 0
     /// DATA frames with no payload and no END_STREAM.
     package var emptyData = 0
+    package var dataFrames = 0
     package var headers = 0
     package init() {}
   }
@@ -351,6 +352,7 @@ package final class HTTP2Session {
       blockHeaders = []
       events.append(.headers(streamID: streamID, headers: headers, endStream: endStream))
     case NGHTTP2_DATA.rawValue:
+      received.dataFrames += 1
       if endStream {
         events.append(.endStream(streamID: streamID))
       } else if frame.pointee.hd.length == 0 {

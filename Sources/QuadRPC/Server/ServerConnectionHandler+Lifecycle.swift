@@ -141,6 +141,7 @@ extension ServerConnectionHandler {
     window.emptyData -= lifecycle.floodBaseline.emptyData
     window.priorities -= lifecycle.floodBaseline.priorities
     window.headers -= lifecycle.floodBaseline.headers
+    window.dataFrames -= lifecycle.floodBaseline.dataFrames
     if let why = settings.floodLimits.exceeded(by: window) {
       stats.connectionsClosedForAbuse.add(1, ordering: .relaxed)
       closeForAbuse(why)

@@ -115,7 +115,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     guard let events = io.receive(unwrapInboundIn(data)) else { return }
     for event in events { handle(event) }
     framesReceived()
-    flush()
+    // At the end of this loop turn, after the handlers started here ran to their first
+    // suspension: what they answered leaves in the same write as this read's acknowledgements.
+    scheduleFlush()
   }
 
   /// Ends a call's handler side: its task, timer, writer and request stream.
@@ -385,7 +387,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       do {
         if !started { try startResponse(id) }
         if let response { try session.send(streamID: id, bytes: frame(response, streamID: id, compressed: nil)) }
-        try session.finish(streamID: id, trailers: Self.http2(CallHead.trailers(GRPCStatus(.ok), metadata: options?.trailing ?? [])))
+        let trailing = options?.trailing ?? []
+        try session.finish(streamID: id, trailers: trailing.isEmpty ? Self.okTrailers : Self.http2(CallHead.trailers(GRPCStatus(.ok), metadata: trailing)))
       } catch {
         try? session.resetStream(streamID: id, errorCode: 2)
       }
@@ -421,10 +424,18 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     let options = state.options?.state.withLock { $0 }
     state.gzipResponses = (options?.compress ?? false) && state.head.acceptedEncodings.contains("gzip")
     state.responseStarted = true
-    try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(
-      encoding: state.gzipResponses ? "gzip" : nil, supportedEncodings: Self.supportedEncodings,
-      metadata: options?.initial ?? [])))
+    let initial = options?.initial ?? []
+    if !state.gzipResponses && initial.isEmpty {
+      try session.startResponse(streamID: id, headers: Self.plainResponseHeaders)
+    } else {
+      try session.startResponse(streamID: id, headers: Self.http2(CallHead.responseHeaders(
+        encoding: state.gzipResponses ? "gzip" : nil, supportedEncodings: Self.supportedEncodings, metadata: initial)))
+    }
   }
+
+  /// The response headers and OK trailers of most calls, built once.
+  static let plainResponseHeaders = http2(CallHead.responseHeaders(encoding: nil, supportedEncodings: supportedEncodings))
+  static let okTrailers = http2(CallHead.trailers(GRPCStatus(.ok)))
 
   /// Frames one response message, gzip-compressed when the call allows it and the message (or
   /// the call's default) asks for it.

@@ -40,25 +40,25 @@ package struct ServerSettings: Sendable {
   }
 }
 
-/// Per-second allowances for frames that cost the server work but carry no calls.
+/// Per-second allowances for frames that cost the server work but carry no calls. (New streams
+/// need none: SETTINGS_MAX_CONCURRENT_STREAMS and nghttp2's reset-rate limit bound them.)
 package struct FloodLimits: Sendable, Hashable {
+  /// PINGs beyond the HEADERS and DATA frames of the same second (so BDP probes that ride with
+  /// traffic never count, as in gRPC's "pings without data").
   package var pings = 100
   package var settings = 100
   package var windowUpdates = 10_000
   package var emptyData = 100
   package var priorities = 1_000
-  /// Streams opened (HEADERS) per second.
-  package var streams = 10_000
   package init() {}
 
   /// The first allowance the counts (over one second) exceed, by name.
   func exceeded(by c: HTTP2Session.FrameCounts) -> String? {
-    if c.pings > pings { return "PING flood (\(c.pings)/s)" }
+    if c.pings - c.headers - c.dataFrames > pings { return "PING flood (\(c.pings)/s)" }
     if c.settings > settings { return "SETTINGS flood (\(c.settings)/s)" }
     if c.windowUpdates > windowUpdates { return "WINDOW_UPDATE flood (\(c.windowUpdates)/s)" }
     if c.emptyData > emptyData { return "empty DATA flood (\(c.emptyData)/s)" }
     if c.priorities > priorities { return "PRIORITY flood (\(c.priorities)/s)" }
-    if c.headers > streams { return "stream flood (\(c.headers)/s)" }
     return nil
   }
 }
