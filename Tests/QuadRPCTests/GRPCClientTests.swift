@@ -294,3 +294,43 @@ struct GRPCClientTests {
     try await s.stop()
   }
 }
+
+@Suite("Send size limits")
+struct SendLimitTests {
+  @Test("A response above the server's send limit and a request above the client's are RESOURCE_EXHAUSTED")
+  func sendLimits() async throws {
+    var settings = ServerSettings()
+    settings.maximumSendMessageLength = 1000
+    let server = try await GRPCServer.start(router: BenchService.router(), host: "127.0.0.1", port: 0, settings: settings)
+    let client = try GRPCClient(target: "127.0.0.1:\(server.port)")
+    var request = Bench_V1_Req()
+    request.payload = [UInt8](repeating: 1, count: 2000)
+    do {
+      _ = try await client.unary("/bench.v1.Bench/Unary", request: request, responseType: Bench_V1_Resp.self)
+      Issue.record("call succeeded")
+    } catch let e as RPCError {
+      #expect(e.code == .resourceExhausted && e.message.contains("response message larger than max"), "\(e)")
+    }
+    var stream = Bench_V1_StreamReq()
+    stream.count = 3
+    stream.payloadSize = 5000
+    do {
+      try await Bench_V1_Bench.Client(client).stream(stream) { responses in for try await _ in responses {} }
+      Issue.record("call succeeded")
+    } catch let e as RPCError {
+      #expect(e.code == .resourceExhausted, "\(e)")
+    }
+    var small = ClientSettings()
+    small.maximumSendMessageLength = 100
+    let limited = try GRPCClient(target: "127.0.0.1:\(server.port)", settings: small)
+    do {
+      _ = try await limited.unary("/bench.v1.Bench/Unary", request: request, responseType: Bench_V1_Resp.self)
+      Issue.record("call succeeded")
+    } catch let e as RPCError {
+      #expect(e.code == .resourceExhausted && e.message.contains("request message larger than max"), "\(e)")
+    }
+    await client.close()
+    await limited.close()
+    try await server.stop()
+  }
+}

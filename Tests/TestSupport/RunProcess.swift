@@ -72,6 +72,17 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
   }
 
+  /// Terminates it (SIGTERM) and waits for it to exit.
+  public func kill() async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      Thread.detachNewThread {
+        self.process.terminate()
+        self.process.waitUntilExit()
+        c.resume()
+      }
+    }
+  }
+
   /// Closes its input and waits for it to exit.
   public func stop() async {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

@@ -11,6 +11,8 @@ internal import Synchronization
 package struct ClientSettings: Sendable {
   /// Largest response message accepted (RESOURCE_EXHAUSTED above it), after decompression.
   package var maximumMessageLength = 4 * 1024 * 1024
+  /// Largest request message sent; a larger one fails with RESOURCE_EXHAUSTED before it leaves.
+  package var maximumSendMessageLength = 4 * 1024 * 1024
   /// Set by the client from its ``ClientTLS``.
   var tls: PreparedTLS?
   package init() {}
@@ -270,6 +272,12 @@ package final class GRPCClient: Sendable {
     return h
   }
 
+  func checkSendSize(_ count: Int) throws(RPCError) {
+    guard count <= settings.maximumSendMessageLength else {
+      throw RPCError(code: .resourceExhausted, message: "request message larger than max (\(count) vs. \(settings.maximumSendMessageLength))")
+    }
+  }
+
   static func frame(_ message: [UInt8], compress: Bool) -> [UInt8] {
     compress ? MessageFraming.frame(Gzip.compress(message), compressed: true) : MessageFraming.frame(message)
   }
@@ -306,6 +314,7 @@ package final class GRPCClient: Sendable {
     options: CallOptions = CallOptions()
   ) async throws -> UnaryResponse<Response> {
     let bytes = request.serializedBytes()
+    try checkSendSize(bytes.count)
     return try await intercepted(ClientContext(path: path, options: options)) { context in
       let timeout = effectiveTimeout(context)
       let deadline = timeout.map { ContinuousClock.now + $0 }
@@ -387,6 +396,7 @@ package final class GRPCClient: Sendable {
     _ body: (ResponseStream<Response>) async throws -> Result
   ) async throws -> Result {
     let bytes = request.serializedBytes()
+    try checkSendSize(bytes.count)
     return try await intercepted(ClientContext(path: path, options: options)) { context in
       let open = try await self.open(context, timeout: effectiveTimeout(context), first: bytes, end: true)
       return try await Self.run(open) { try await body(ResponseStream(open.call)) }
@@ -404,7 +414,7 @@ package final class GRPCClient: Sendable {
   ) async throws -> UnaryResponse<Response> {
     try await intercepted(ClientContext(path: path, options: options)) { context in
       let open = try await self.open(context, timeout: effectiveTimeout(context), first: nil, end: false)
-      let writer = RequestWriter<Request>(open: open, compress: context.options.compressRequests)
+      let writer = RequestWriter<Request>(open: open, compress: context.options.compressRequests, limit: settings.maximumSendMessageLength)
       return try await Self.run(open) {
         try await body(writer)
         writer.finish()
@@ -424,7 +434,7 @@ package final class GRPCClient: Sendable {
   ) async throws -> Result {
     try await intercepted(ClientContext(path: path, options: options)) { context in
       let open = try await self.open(context, timeout: effectiveTimeout(context), first: nil, end: false)
-      let writer = RequestWriter<Request>(open: open, compress: context.options.compressRequests)
+      let writer = RequestWriter<Request>(open: open, compress: context.options.compressRequests, limit: settings.maximumSendMessageLength)
       return try await Self.run(open) { try await body(writer, ResponseStream(open.call)) }
     }
   }
@@ -480,10 +490,18 @@ package struct ResponseStream<Element: QuadProtobuf.Message>: AsyncSequence, Sen
 package struct RequestWriter<Message: QuadProtobuf.Message>: Sendable {
   let open: GRPCClient.OpenCall
   let compress: Bool
+  let limit: Int
 
   /// Sends one message.
+  ///
+  /// - Throws: RESOURCE_EXHAUSTED for a message above the send limit (the call goes on); the
+  ///   call's status once it has ended.
   package func write(_ message: Message) async throws {
-    let framed = GRPCClient.frame(message.serializedBytes(), compress: compress)
+    let bytes = message.serializedBytes()
+    guard bytes.count <= limit else {
+      throw RPCError(code: .resourceExhausted, message: "request message larger than max (\(bytes.count) vs. \(limit))")
+    }
+    let framed = GRPCClient.frame(bytes, compress: compress)
     let handler = open.connection.handler
     let id = open.streamID
     let loop = open.connection.loop

@@ -382,6 +382,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
     let started = state.responseStarted
     let options = state.options?.state.withLock { $0 }
+    var result = result
+    if case .success(let response?) = result, response.count > settings.maximumSendMessageLength {
+      result = .failure(Self.tooLargeToSend(response.count, settings.maximumSendMessageLength))
+    }
     switch result {
     case .success(let response):
       do {
@@ -433,6 +437,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
+  static func tooLargeToSend(_ size: Int, _ limit: Int) -> RPCError {
+    RPCError(code: .resourceExhausted, message: "response message larger than max (\(size) vs. \(limit))")
+  }
+
   /// The response headers and OK trailers of most calls, built once.
   static let plainResponseHeaders = http2(CallHead.responseHeaders(encoding: nil, supportedEncodings: supportedEncodings))
   static let okTrailers = http2(CallHead.trailers(GRPCStatus(.ok)))
@@ -451,6 +459,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   func enqueue(streamID id: Int32, message: [UInt8], compressed: Bool?, continuation: CheckedContinuation<Void, any Error>) {
     guard let state = streams[id], !state.answered else {
       continuation.resume(throwing: CancellationError())
+      return
+    }
+    guard message.count <= settings.maximumSendMessageLength else {
+      continuation.resume(throwing: Self.tooLargeToSend(message.count, settings.maximumSendMessageLength))
       return
     }
     do {

@@ -5,6 +5,8 @@ internal import HTTP2Session
 package struct ServerSettings: Sendable {
   /// Largest request message accepted, after decompression (RESOURCE_EXHAUSTED above it).
   package var maximumMessageLength = 4 * 1024 * 1024
+  /// Largest response message a handler may send (RESOURCE_EXHAUSTED above it).
+  package var maximumSendMessageLength = 4 * 1024 * 1024
   /// SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once.
   package var maxConcurrentStreams: UInt32 = 100
   /// SETTINGS_MAX_HEADER_LIST_SIZE: larger request heads are refused.
