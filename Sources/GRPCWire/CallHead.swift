@@ -19,9 +19,16 @@ package struct RequestHead: Hashable, Sendable {
   /// `/package.Service/Method`.
   package var path: String
   /// The service part of the path (`package.Service`).
-  package var service: String
+  package var service: String {
+    let p = path.utf8.dropFirst()
+    return String(Substring(p.prefix { $0 != UInt8(ascii: "/") })) ?? ""
+  }
   /// The method part (`Method`).
-  package var method: String
+  package var method: String {
+    let p = path.utf8.dropFirst()
+    guard let slash = p.firstIndex(of: UInt8(ascii: "/")) else { return "" }
+    return String(Substring(p[p.index(after: slash)...])) ?? ""
+  }
   /// From `grpc-timeout`, when present.
   package var timeoutNanoseconds: Int64?
   /// The request messages' encoding (`grpc-encoding`), `nil` for identity.
@@ -65,7 +72,7 @@ package enum CallHead {
     var method: String?
     var path: String?
     var contentType: String?
-    var head = RequestHead(path: "", service: "", method: "", timeoutNanoseconds: nil, encoding: nil, acceptedEncodings: [], metadata: [])
+    var head = RequestHead(path: "", timeoutNanoseconds: nil, encoding: nil, acceptedEncodings: [], metadata: [])
     for h in headers {
       switch h.name {
       case ":method": method = h.value
@@ -103,13 +110,17 @@ package enum CallHead {
     guard let path, path.hasPrefix("/") else {
       return .failure(.grpc(GRPCStatus(.unimplemented, "malformed path \(path ?? "(none)")"), extraHeaders: []))
     }
-    let parts = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
-    guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+    // Exactly one "/" after the leading one, with text on both sides.
+    var slashes = 0
+    var slashAt = 0
+    for (i, b) in path.utf8.enumerated() where b == UInt8(ascii: "/") && i > 0 {
+      slashes += 1
+      slashAt = i
+    }
+    guard slashes == 1, slashAt > 1, slashAt < path.utf8.count - 1 else {
       return .failure(.grpc(GRPCStatus(.unimplemented, "malformed path \(path)"), extraHeaders: []))
     }
     head.path = path
-    head.service = String(parts[0])
-    head.method = String(parts[1])
     if let e = head.encoding, !supportedEncodings.contains(e) {
       let accept = (["identity"] + supportedEncodings).joined(separator: ",")
       return .failure(.grpc(

@@ -69,7 +69,8 @@ package final class HTTP2Session {
   /// An error thrown inside a callback, reported after nghttp2 returns.
   private var callbackError: HTTP2SessionError?
 
-  private struct OutboundStream {
+  /// A stream's unsent body (a class: appended to and drained in place, never copied).
+  private final class OutboundStream {
     var buffer: [UInt8] = []
     var offset = 0
     var ended = false
@@ -217,7 +218,7 @@ package final class HTTP2Session {
 
   /// Queues body bytes on a stream opened by ``startRequest(headers:)`` or ``startResponse(streamID:headers:)``.
   package func send(streamID: Int32, bytes: [UInt8]) throws(HTTP2SessionError) {
-    guard var stream = outboundStreams[streamID], !stream.ended else {
+    guard let stream = outboundStreams[streamID], !stream.ended else {
       throw HTTP2SessionError(libraryCode: NGHTTP2_ERR_STREAM_CLOSED.rawValue, operation: "send on stream \(streamID)")
     }
     if stream.offset > 0 && stream.offset == stream.buffer.count {
@@ -225,18 +226,16 @@ package final class HTTP2Session {
       stream.offset = 0
     }
     stream.buffer.append(contentsOf: bytes)
-    outboundStreams[streamID] = stream
     try resume(streamID)
   }
 
   /// Ends a stream's body, with trailers (a final HEADERS frame) or without (END_STREAM on DATA).
   package func finish(streamID: Int32, trailers: [HTTP2Header]? = nil) throws(HTTP2SessionError) {
-    guard var stream = outboundStreams[streamID], !stream.ended else {
+    guard let stream = outboundStreams[streamID], !stream.ended else {
       throw HTTP2SessionError(libraryCode: NGHTTP2_ERR_STREAM_CLOSED.rawValue, operation: "finish stream \(streamID)")
     }
     stream.ended = true
     stream.trailers = trailers
-    outboundStreams[streamID] = stream
     try resume(streamID)
   }
 
@@ -396,7 +395,7 @@ package final class HTTP2Session {
   /// nghttp2 pulls body bytes: copy what is queued, defer when nothing is, end (with or without
   /// trailers) once the stream is finished and drained.
   fileprivate func read(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-    guard var stream = outboundStreams[streamID] else {
+    guard let stream = outboundStreams[streamID] else {
       return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
     let n = min(length, stream.pending)
@@ -418,13 +417,11 @@ package final class HTTP2Session {
         }
       } else if n == 0 {
         stream.deferred = true
-        outboundStreams[streamID] = stream
         return Int(NGHTTP2_ERR_DEFERRED.rawValue)
       }
       stream.buffer.removeAll(keepingCapacity: true)
       stream.offset = 0
     }
-    outboundStreams[streamID] = stream
     return n
   }
 }

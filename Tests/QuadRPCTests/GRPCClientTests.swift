@@ -165,6 +165,14 @@ struct GRPCClientTests {
     for _ in 0..<100 where !p.cancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
     #expect(p.cancelled.withLock { $0 })
 
+    // A deadline passed on from a handler's context: already past, so the call fails at once.
+    do {
+      _ = try await client.unary(GRPCClientTests.echo, request: Bench_V1_Req(), responseType: Bench_V1_Resp.self, options: CallOptions(deadline: .now - .seconds(1)))
+      Issue.record("call succeeded")
+    } catch let e as RPCError {
+      #expect(e.code == .deadlineExceeded)
+    }
+
     let task = Task {
       try await client.unary("/bench.v1.Bench/Sleep", request: Bench_V1_Req(), responseType: Bench_V1_Resp.self)
     }
@@ -331,6 +339,47 @@ struct SendLimitTests {
     }
     await client.close()
     await limited.close()
+    try await server.stop()
+  }
+}
+
+/// Counts what a slow client-streaming handler's client managed to write.
+final class WriteProbe: Sendable {
+  let written = Mutex(0)
+  let read = Mutex(0)
+}
+
+@Suite("Request-stream back-pressure")
+struct RequestBackPressureTests {
+  @Test("A handler that does not read holds the client back: writes stop at the flow-control bound")
+  func slowReader() async throws {
+    let probe = WriteProbe()
+    var router = Router()
+    router.registerClientStreaming("/test.Slow/Upload") { requests, _ in
+      try await Task.sleep(for: .seconds(1))  // not reading yet
+      for try await _ in requests { probe.read.withLock { $0 += 1 } }
+      return Bench_V1_Resp().serializedBytes()
+    }
+    let server = try await GRPCServer.start(router: router, host: "127.0.0.1", port: 0)
+    let client = try GRPCClient(target: "127.0.0.1:\(server.port)")
+    var message = Bench_V1_Req()
+    message.payload = [UInt8](repeating: 3, count: 1024)
+    let upload = Task {
+      try await client.clientStreaming("/test.Slow/Upload", requestType: Bench_V1_Req.self, responseType: Bench_V1_Resp.self) { writer in
+        for _ in 0..<5_000 {
+          try await writer.write(message)
+          probe.written.withLock { $0 += 1 }
+        }
+      }
+    }
+    try await Task.sleep(for: .milliseconds(700))
+    let writtenWhileBlocked = probe.written.withLock { $0 }
+    _ = try await upload.value
+    print("request back-pressure: \(writtenWhileBlocked) of 5000 1-KiB messages written before the handler read")
+    // The server holds at most its watermark plus one window; the client at most its own.
+    #expect(writtenWhileBlocked < 1_000, "\(writtenWhileBlocked) writes went through")
+    #expect(probe.read.withLock { $0 } == 5_000)
+    await client.close()
     try await server.stop()
   }
 }

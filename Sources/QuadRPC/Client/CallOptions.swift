@@ -15,6 +15,12 @@ package struct CallOptions: Sendable {
     self.metadata = metadata
     self.compressRequests = compressRequests
   }
+
+  /// Options that end the call at `deadline`: a handler passes its own `context.deadline` on to
+  /// the calls it makes.
+  package init(deadline: ContinuousClock.Instant?, metadata: Metadata = [], compressRequests: Bool = false) {
+    self.init(timeout: deadline.map { max(.zero, $0 - .now) }, metadata: metadata, compressRequests: compressRequests)
+  }
 }
 
 /// How a client spreads calls over the addresses a target resolves to.
