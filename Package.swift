@@ -94,6 +94,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // grpc.health.v1.Health: per-service serving status, Check, List and Watch.
+    .target(
+      name: "HealthService",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
     // grpc.testing.TestService (the official interop service) for `quad interop-server` and
     // `quad interop-client`.
     .target(
@@ -187,6 +194,11 @@ let package = Package(
       name: "InteropTests",
       dependencies: ["InteropService", "QuadRPC", "GRPCWire", "TestSupport"],
       exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "HealthServiceTests",
+      dependencies: ["HealthService", "QuadRPC", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -29,6 +29,8 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
 
 # Product protos (Protos/).
 gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
+# grpc.health.v1 (copied from grpc/grpc-proto).
+gen Sources/HealthService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos grpc/health/v1/health.proto
 # grpc.testing (the official interop protos, kept at their upstream paths).
 gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
   src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto
