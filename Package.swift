@@ -113,7 +113,7 @@ let package = Package(
     .executableTarget(
       name: "quad",
       dependencies: [
-        "BenchService", "InteropService", "QuadRPC",
+        "BenchService", "InteropService", "HealthService", "QuadRPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import Foundation
 internal import BenchService
+internal import HealthService
 internal import QuadRPC
 
 /// `quad`: Quad's command-line entry point.
@@ -45,9 +46,16 @@ struct BenchServer: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let server = try await GRPCServer.start(router: BenchService.router(), host: "0.0.0.0", port: port, threads: threads)
+    let server = try await GRPCServer.start(router: withHealth(BenchService.router()), host: "0.0.0.0", port: port, threads: threads)
     try await serveForever(server, "quad bench-server: serving bench.v1.Bench on 0.0.0.0:\(server.port) with \(threads) thread(s)")
   }
+}
+
+/// `router` with `grpc.health.v1.Health` added (the server reports SERVING under "").
+func withHealth(_ router: Router) -> Router {
+  var router = router
+  HealthService().register(in: &router)
+  return router
 }
 
 /// Prints the one ready line (flushed at once, so scripts can wait for it), then serves until the

@@ -21,7 +21,15 @@ struct InteropCommandTests {
     let port = try #require(server.firstLine.split(separator: ":").last.map(String.init), "server said \(server.firstLine)")
     let script = repositoryRoot.appendingPathComponent("Tests/InteropTests/python/interop_client.py").path
     let (status, output) = try await runProcess(["python3", script, "--server_host", "127.0.0.1", "--server_port", port, "--test_case", "all"])
+    // Every quad server also answers grpc.health.v1.Health.
+    let (_, health) = try await runProcess(["python3", "-c", """
+      import sys, grpc
+      from grpc_health.v1 import health_pb2 as pb, health_pb2_grpc as stubs
+      h = stubs.HealthStub(grpc.insecure_channel("127.0.0.1:" + sys.argv[1]))
+      print(pb.HealthCheckResponse.ServingStatus.Name(h.Check(pb.HealthCheckRequest(), timeout=5).status))
+      """, port])
     await server.kill()
+    #expect(health.hasPrefix("SERVING"), "\(health)")
     #expect(status == 0, "\(output)")
     #expect(output.split(separator: "\n").filter { $0.hasPrefix("PASS ") }.count == InteropClient.cases.count, "\(output)")
   }
