@@ -1,5 +1,4 @@
 internal import GRPCWire
-internal import Gzip
 internal import HTTP2Session
 internal import NIOCore
 internal import NIOTLS
@@ -124,9 +123,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
     var state = StreamState(call: call, deframer: MessageDeframer(maximumMessageLength: maximumMessageLength))
     if let timeout, let loop = context?.eventLoop {
-      let ns = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-      let nanos = ns.overflow ? Int64.max / 2 : min(Int64.max / 2, ns.partialValue + timeout.components.attoseconds / 1_000_000_000)
-      state.deadlineTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
+      state.deadlineTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
         cancel(streamID: id, RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
       }
     }
@@ -265,30 +262,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var hold = false
     do {
       while let m = try s.deframer.next() {
-        var message = m.bytes
-        if m.compressed {
-          guard s.encoding == "gzip" else {
-            throw RPCError(code: .internal, message: "compressed response message with grpc-encoding \(s.encoding ?? "identity")")
-          }
-          do {
-            message = try Gzip.decompress(m.bytes, limit: maximumMessageLength)
-          } catch {
-            if case .limitExceeded = error.kind { throw RPCError(code: .resourceExhausted, message: error.description) }
-            throw RPCError(code: .internal, message: error.description)
-          }
-        }
+        let message = try ReceivedMessages.decompress(m, encoding: s.encoding, limit: maximumMessageLength)
         if s.call.messages.push(message) { hold = true }
       }
     } catch {
       streams[id] = s
       try? session.consume(streamID: id, count: bytes.count)
-      if let e = error as? RPCError {
-        fail(streamID: id, e)
-      } else if let e = error as? FramingError, case .messageTooLarge = e.kind {
-        fail(streamID: id, RPCError(code: .resourceExhausted, message: e.description))
-      } else {
-        fail(streamID: id, RPCError(code: .internal, message: "\(error)"))
-      }
+      fail(streamID: id, ReceivedMessages.status(for: error))
       return
     }
     if hold || s.heldCredit > 0 {

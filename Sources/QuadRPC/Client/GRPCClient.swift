@@ -263,10 +263,7 @@ package final class GRPCClient: Sendable {
     ]
     if context.options.compressRequests { h.append(HTTP2Header(name: "grpc-encoding", value: "gzip")) }
     if let timeout {
-      let (s, atto) = timeout.components
-      let ns = s.multipliedReportingOverflow(by: 1_000_000_000)
-      let total = ns.overflow ? Int64.max : ns.partialValue &+ atto / 1_000_000_000
-      h.append(HTTP2Header(name: "grpc-timeout", value: GRPCTimeout.encode(nanoseconds: max(1, total))))
+      h.append(HTTP2Header(name: "grpc-timeout", value: GRPCTimeout.encode(nanoseconds: max(1, timeout.saturatingNanoseconds))))
     }
     for f in CallHead.metadataFields(context.options.metadata) { h.append(HTTP2Header(name: f.name, value: f.value)) }
     return h

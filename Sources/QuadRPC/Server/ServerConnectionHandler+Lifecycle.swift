@@ -28,12 +28,6 @@ struct Lifecycle {
 }
 
 extension ServerConnectionHandler {
-  static func nanoseconds(_ d: Duration) -> Int64 {
-    let (s, atto) = d.components
-    let ns = s.multipliedReportingOverflow(by: 1_000_000_000)
-    return ns.overflow ? Int64.max / 2 : min(Int64.max / 2, ns.partialValue + atto / 1_000_000_000)
-  }
-
   func startLifecycle() {
     guard let loop = context?.eventLoop else { return }
     let now = NIODeadline.now()
@@ -41,17 +35,17 @@ extension ServerConnectionHandler {
     lifecycle.lastCallEndedAt = now
     lifecycle.floodWindowStart = now
     if let interval = settings.keepaliveInterval {
-      scheduleKeepalive(after: .nanoseconds(Self.nanoseconds(interval)))
+      scheduleKeepalive(after: TimeAmount(interval))
     }
     if let idle = settings.maxIdle {
-      scheduleIdleCheck(after: .nanoseconds(Self.nanoseconds(idle)))
+      scheduleIdleCheck(after: TimeAmount(idle))
     }
     if let age = settings.maxConnectionAge {
-      let jittered = Double(Self.nanoseconds(age)) * Double.random(in: 0.9...1.1)
+      let jittered = Double(age.saturatingNanoseconds) * Double.random(in: 0.9...1.1)
       lifecycle.ageTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(jittered))) { [self] in
         beginShutdown()
-        let grace = Self.nanoseconds(settings.maxConnectionAgeGrace)
-        lifecycle.closeTimer = context?.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(grace)) { [self] in
+        let grace = TimeAmount(settings.maxConnectionAgeGrace)
+        lifecycle.closeTimer = context?.eventLoop.assumeIsolated().scheduleTask(in: grace) { [self] in
           context?.close(promise: nil)
         }
       }
@@ -69,17 +63,17 @@ extension ServerConnectionHandler {
     lifecycle.keepalive = context?.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
       keepaliveTick()
       if let interval = settings.keepaliveInterval {
-        scheduleKeepalive(after: .nanoseconds(max(Self.nanoseconds(interval) / 4, 1_000_000)))
+        scheduleKeepalive(after: .nanoseconds(max(interval.saturatingNanoseconds / 4, 1_000_000)))
       }
     }
   }
 
   private func keepaliveTick() {
     guard let interval = settings.keepaliveInterval, lifecycle.pingTimeout == nil else { return }
-    guard NIODeadline.now() - lifecycle.lastFrameAt >= .nanoseconds(Self.nanoseconds(interval)) else { return }
+    guard NIODeadline.now() - lifecycle.lastFrameAt >= TimeAmount(interval) else { return }
     try? session.ping()
     io.flush()
-    lifecycle.pingTimeout = context?.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Self.nanoseconds(settings.keepaliveTimeout))) { [self] in
+    lifecycle.pingTimeout = context?.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(settings.keepaliveTimeout)) { [self] in
       stats.keepaliveTimeouts.add(1, ordering: .relaxed)
       context?.close(promise: nil)
     }
@@ -95,7 +89,7 @@ extension ServerConnectionHandler {
   private func scheduleIdleCheck(after delay: TimeAmount) {
     lifecycle.idleTimer = context?.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
       guard let idle = settings.maxIdle else { return }
-      let limit = TimeAmount.nanoseconds(Self.nanoseconds(idle))
+      let limit = TimeAmount(idle)
       let since = NIODeadline.now() - lifecycle.lastCallEndedAt
       if !hasCalls && since >= limit {
         beginShutdown()

@@ -238,29 +238,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     flush()
   }
 
-  private func decompress(_ m: FramedMessage, head: RequestHead) throws -> [UInt8] {
-    guard m.compressed else { return m.bytes }
-    guard head.encoding == "gzip" else {
-      throw RPCError(code: .internal, message: "compressed message without grpc-encoding")
-    }
-    do {
-      return try Gzip.decompress(m.bytes, limit: maximumMessageLength)
-    } catch {
-      if case .limitExceeded = error.kind { throw RPCError(code: .resourceExhausted, message: error.description) }
-      throw RPCError(code: .internal, message: error.description)
-    }
+  private func decompress(_ m: FramedMessage, head: RequestHead) throws(RPCError) -> [UInt8] {
+    try ReceivedMessages.decompress(m, encoding: head.encoding, limit: maximumMessageLength)
   }
 
   /// Ends a call with the status an error stands for (deframing, decompression, or RPCError).
   private func fail(streamID id: Int32, _ error: any Error) {
-    let rpc: RPCError
-    if let e = error as? RPCError {
-      rpc = e
-    } else if let e = error as? FramingError {
-      if case .messageTooLarge = e.kind { rpc = RPCError(code: .resourceExhausted, message: e.description) } else { rpc = RPCError(code: .internal, message: e.description) }
-    } else {
-      rpc = RPCError(code: .internal, message: "\(error)")
-    }
+    let rpc = ReceivedMessages.status(for: error)
     if let s = streams[id] {
       s.task?.cancel()
       s.inbound?.finish(CancellationError())
