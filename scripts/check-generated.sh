@@ -11,8 +11,8 @@ cp -r Tests/Protos/. "$TMP/Tests/Protos/"
 cp -r Protos/. "$TMP/Protos/"
 scripts/generate.sh "$TMP" >/dev/null
 status=0
-for dir in Sources/QuadProtobuf/Generated Sources/BenchService/Generated codegen/QuadCodeGen/Generated Tests/TestMessages/Generated Tests/CTestMessages/generated Benchmarks/Wire/Sources/ImplQuad/Generated; do
-  [[ -d "$TMP/$dir" ]] || continue
+# Every folder the generator wrote (so a new generated module is checked without listing it here).
+for dir in $(cd "$TMP" && find . -type d \( -name Generated -o -name generated \) | sed 's|^\./||' | sort); do
   if ! diff -ru "$dir" "$TMP/$dir"; then
     echo "check-generated: $dir differs from a fresh generation; run 'make generate'" >&2
     status=1
