@@ -101,6 +101,20 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // Descriptor pools over serialized FileDescriptorProtos: reflection, `quad describe` and `quad call`.
+    .target(
+      name: "ProtoDescriptors",
+      dependencies: ["QuadProtobuf"],
+      swiftSettings: swiftSettings
+    ),
+
+    // grpc.reflection.v1 and v1alpha: every Quad server describes what it serves.
+    .target(
+      name: "ReflectionService",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire", "ProtoDescriptors"],
+      swiftSettings: swiftSettings
+    ),
+
     // grpc.testing.TestService (the official interop service) for `quad interop-server` and
     // `quad interop-client`.
     .target(
@@ -113,7 +127,7 @@ let package = Package(
     .executableTarget(
       name: "quad",
       dependencies: [
-        "BenchService", "InteropService", "HealthService", "QuadRPC",
+        "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings
@@ -199,6 +213,12 @@ let package = Package(
     .testTarget(
       name: "HealthServiceTests",
       dependencies: ["HealthService", "QuadRPC", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "ReflectionServiceTests",
+      dependencies: ["ReflectionService", "ProtoDescriptors", "HealthService", "BenchService", "QuadRPC", "QuadProtobuf", "TestMessages", "TestSupport"],
+      exclude: ["python"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -31,6 +31,9 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
 gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
 # grpc.health.v1 (copied from grpc/grpc-proto).
 gen Sources/HealthService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos grpc/health/v1/health.proto
+# grpc.reflection v1 and v1alpha (copied from grpc/grpc and grpc/grpc-proto).
+gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos \
+  grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
 # grpc.testing (the official interop protos, kept at their upstream paths).
 gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
   src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto

@@ -7,6 +7,9 @@ package struct BenchService: Bench_V1_Bench.ServiceProtocol {
   package init() {}
 
   /// A router serving both methods.
+  /// The descriptor of `bench.proto`, for server reflection.
+  package static let protoFiles = [QuadFile_bench_v1_bench_proto.serializedDescriptor]
+
   package static func router() -> Router {
     var router = Router()
     BenchService().register(in: &router)

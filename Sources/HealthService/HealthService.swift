@@ -20,6 +20,9 @@ package final class HealthService: Grpc_Health_V1_Health.ServiceProtocol {
   /// At most this many services in a `List` answer (gRPC's documented bound).
   static let listLimit = 100
 
+  /// The descriptor of `health.proto`, for server reflection.
+  package static let protoFiles = [QuadFile_grpc_health_v1_health_proto.serializedDescriptor]
+
   package init() {}
 
   /// Sets a service's status (`""` for the whole server) and tells its watchers.

@@ -9,6 +9,13 @@ package struct InteropTestService: Grpc_Testing_TestService.ServiceProtocol {
   package init() {}
 
   /// A router serving the test service (`UnimplementedCall` is left UNIMPLEMENTED).
+  /// The descriptors of the interop protos, for server reflection.
+  package static let protoFiles = [
+    QuadFile_src_proto_grpc_testing_empty_proto.serializedDescriptor,
+    QuadFile_src_proto_grpc_testing_messages_proto.serializedDescriptor,
+    QuadFile_src_proto_grpc_testing_test_proto.serializedDescriptor,
+  ]
+
   package static func router() -> Router {
     var router = Router()
     InteropTestService().register(in: &router)

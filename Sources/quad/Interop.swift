@@ -34,7 +34,7 @@ struct InteropServer: AsyncParsableCommand {
     if useTLS, let certificateFile, let keyFile {
       tls = ServerTLS(certificateChainPath: certificateFile, privateKeyPath: keyFile)
     }
-    let server = try await GRPCServer.start(router: withHealth(InteropTestService.router()), host: "0.0.0.0", port: port, tls: tls)
+    let server = try await GRPCServer.start(router: withStandardServices(InteropTestService.router(), files: InteropTestService.protoFiles), host: "0.0.0.0", port: port, tls: tls)
     try await serveForever(server, "quad interop-server: serving grpc.testing.TestService on 0.0.0.0:\(server.port)\(useTLS ? " with TLS" : "")")
   }
 }

@@ -3,6 +3,7 @@ internal import Foundation
 internal import BenchService
 internal import HealthService
 internal import QuadRPC
+internal import ReflectionService
 
 /// `quad`: Quad's command-line entry point.
 @main
@@ -46,15 +47,19 @@ struct BenchServer: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let server = try await GRPCServer.start(router: withHealth(BenchService.router()), host: "0.0.0.0", port: port, threads: threads)
+    let router = try withStandardServices(BenchService.router(), files: BenchService.protoFiles)
+    let server = try await GRPCServer.start(router: router, host: "0.0.0.0", port: port, threads: threads)
     try await serveForever(server, "quad bench-server: serving bench.v1.Bench on 0.0.0.0:\(server.port) with \(threads) thread(s)")
   }
 }
 
-/// `router` with `grpc.health.v1.Health` added (the server reports SERVING under "").
-func withHealth(_ router: Router) -> Router {
+/// `router` with what every Quad server serves: `grpc.health.v1.Health` (SERVING under "") and
+/// server reflection (v1 and v1alpha) describing all of it from `files` (the descriptors of the
+/// services already in `router`).
+func withStandardServices(_ router: Router, files: [[UInt8]]) throws -> Router {
   var router = router
   HealthService().register(in: &router)
+  try ReflectionService.register(in: &router, files: files + HealthService.protoFiles)
   return router
 }
 

@@ -75,6 +75,14 @@ package struct Router: Sendable {
   /// Every registered path, sorted.
   package var paths: [String] { methods.keys.sorted() }
 
+  /// The full names of the services with at least one registered method, sorted.
+  package var serviceNames: [String] {
+    Set(methods.keys.compactMap { path -> String? in
+      let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+      return parts.count == 3 && parts[0].isEmpty ? String(parts[1]) : nil
+    }).sorted()
+  }
+
   func method(for path: String) -> Method? { methods[path] }
 
   /// Runs `body` inside the interceptors.
