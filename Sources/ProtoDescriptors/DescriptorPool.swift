@@ -30,6 +30,18 @@ package struct DescriptorPool: Sendable {
   package private(set) var fileNames: [String] = []
   private var symbols: [String: Symbol] = [:]
   private var extensions: [ExtensionKey: String] = [:]
+  private var messages: [String: MessageType] = [:]
+  private var enums: [String: Google_Protobuf_EnumDescriptorProto] = [:]
+  private var extensionFields: [String: [Google_Protobuf_FieldDescriptorProto]] = [:]
+
+  /// A message type and what its file says about field presence.
+  package struct MessageType: Sendable {
+    /// The full name, without a leading `.`.
+    package let name: String
+    package let descriptor: Google_Protobuf_DescriptorProto
+    /// Declared in a proto3 file: scalar fields without `optional` have no presence.
+    package let proto3: Bool
+  }
   private var extensionNumbers: [String: [Int32]] = [:]
 
   /// The well-known types' files, as `QuadProtobuf` embeds them.
@@ -104,6 +116,7 @@ package struct DescriptorPool: Sendable {
     func defineEnum(_ e: Google_Protobuf_EnumDescriptorProto, in scope: String) throws(DescriptorPoolError) {
       let enumName = scope + e.name
       try define(enumName, .enumeration)
+      enums[enumName] = e
       for v in e.value {
         // Enum values live in the enum's enclosing scope (C++ scoping), as protoc resolves them;
         // the enum-qualified spelling is accepted too.
@@ -120,10 +133,12 @@ package struct DescriptorPool: Sendable {
       }
       extensions[key] = name
       extensionNumbers[extendee, default: []].append(f.number)
+      extensionFields[extendee, default: []].append(f)
     }
     func defineMessage(_ m: Google_Protobuf_DescriptorProto, in scope: String) throws(DescriptorPoolError) {
       let full = scope + m.name
       try define(full, .message)
+      messages[full] = MessageType(name: full, descriptor: m, proto3: file.syntax == "proto3")
       for f in m.field { try define(full + "." + f.name, .field) }
       for o in m.oneofDecl { try define(full + "." + o.name, .oneof) }
       for n in m.nestedType { try defineMessage(n, in: full + ".") }
@@ -151,6 +166,21 @@ package struct DescriptorPool: Sendable {
   /// What a fully-qualified name (without a leading `.`) stands for, and where it is declared.
   package func symbol(_ name: String) -> Symbol? {
     symbols[name.hasPrefix(".") ? String(name.dropFirst()) : name]
+  }
+
+  /// The message type called `name` (with or without a leading `.`).
+  package func message(_ name: String) -> MessageType? {
+    messages[name.hasPrefix(".") ? String(name.dropFirst()) : name]
+  }
+
+  /// The enum type called `name` (with or without a leading `.`).
+  package func enumType(_ name: String) -> Google_Protobuf_EnumDescriptorProto? {
+    enums[name.hasPrefix(".") ? String(name.dropFirst()) : name]
+  }
+
+  /// The extension fields declared for message `extendee`.
+  package func extensionFields(of extendee: String) -> [Google_Protobuf_FieldDescriptorProto] {
+    extensionFields[extendee] ?? []
   }
 
   /// The file declaring extension `number` of message `extendee`.

@@ -175,8 +175,11 @@ public struct JSONReader {
     needsComma = true
   }
 
-  /// The raw text of the next value (for `Any`, which must find `@type` first).
-  @usableFromInline mutating func captureValue() throws -> [UInt8] {
+  /// The first byte of the next value, after whitespace (what kind of value comes).
+  public mutating func peekByte() throws -> UInt8 { try peek() }
+
+  /// The raw text of the next value, consumed (for `Any`, which must find `@type` first).
+  public mutating func captureValue() throws -> [UInt8] {
     skipWhitespace()
     let start = index
     let savedDepth = depth
