@@ -127,7 +127,7 @@ let package = Package(
     .executableTarget(
       name: "quad",
       dependencies: [
-        "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC",
+        "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings
@@ -219,6 +219,11 @@ let package = Package(
       name: "ReflectionServiceTests",
       dependencies: ["ReflectionService", "ProtoDescriptors", "HealthService", "BenchService", "QuadRPC", "QuadProtobuf", "TestMessages", "TestSupport"],
       exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "QuadCommandTests",
+      dependencies: ["InteropService", "HealthService", "ReflectionService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

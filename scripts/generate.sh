@@ -31,6 +31,10 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
 gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
 # grpc.health.v1 (copied from grpc/grpc-proto).
 gen Sources/HealthService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos grpc/health/v1/health.proto
+# google.rpc.Status and the standard error details (copied from googleapis), for
+# grpc-status-details-bin.
+gen Sources/QuadRPC/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
+  google/rpc/status.proto google/rpc/error_details.proto
 # grpc.reflection v1 and v1alpha (copied from grpc/grpc and grpc/grpc-proto).
 gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos \
   grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto

@@ -33,6 +33,7 @@ package struct DescriptorPool: Sendable {
   private var messages: [String: MessageType] = [:]
   private var enums: [String: Google_Protobuf_EnumDescriptorProto] = [:]
   private var extensionFields: [String: [Google_Protobuf_FieldDescriptorProto]] = [:]
+  private var methods: [String: Google_Protobuf_MethodDescriptorProto] = [:]
 
   /// A message type and what its file says about field presence.
   package struct MessageType: Sendable {
@@ -59,15 +60,21 @@ package struct DescriptorPool: Sendable {
     QuadFile_google_protobuf_wrappers_proto.serializedDescriptor,
   ]
 
-  /// A pool of the well-known types and `files` (serialized `FileDescriptorProto`s, in any order;
-  /// a file given twice with the same bytes counts once).
+  /// The names of the well-known files the pool always has.
+  package static let builtInFileNames: Set<String> = Set(wellKnownFiles.compactMap {
+    try? Google_Protobuf_FileDescriptorProto(serializedBytes: $0).name
+  })
+
+  /// A pool of `files` (serialized `FileDescriptorProto`s, in any order; a file given twice with
+  /// the same bytes counts once) and the well-known types they do not bring themselves.
   ///
   /// - Throws: ``DescriptorPoolError`` when a file does not parse, names a dependency that is not
   ///   given, differs from another file of the same name, or redefines a symbol.
   package init(files: [[UInt8]]) throws(DescriptorPoolError) {
     var byName: [String: (Google_Protobuf_FileDescriptorProto, [UInt8])] = [:]
     var order: [String] = []
-    for bytes in Self.wellKnownFiles + files {
+    // The given files first: a peer's own copy of a well-known file replaces the built-in one.
+    for bytes in files + Self.wellKnownFiles {
       let file: Google_Protobuf_FileDescriptorProto
       do {
         file = try Google_Protobuf_FileDescriptorProto(serializedBytes: bytes)
@@ -75,7 +82,7 @@ package struct DescriptorPool: Sendable {
         throw DescriptorPoolError(.unparsable, "a FileDescriptorProto does not parse: \(error)")
       }
       if let (_, earlier) = byName[file.name] {
-        guard earlier == bytes else {
+        guard earlier == bytes || file.name.hasPrefix("google/protobuf/") else {
           throw DescriptorPoolError(.conflict, "two different descriptors for \(file.name)")
         }
         continue
@@ -151,7 +158,10 @@ package struct DescriptorPool: Sendable {
     for s in file.service {
       let full = scope + s.name
       try define(full, .service)
-      for m in s.method { try define(full + "." + m.name, .method) }
+      for m in s.method {
+        try define(full + "." + m.name, .method)
+        methods[full + "." + m.name] = m
+      }
     }
   }
 
@@ -176,6 +186,16 @@ package struct DescriptorPool: Sendable {
   /// The enum type called `name` (with or without a leading `.`).
   package func enumType(_ name: String) -> Google_Protobuf_EnumDescriptorProto? {
     enums[name.hasPrefix(".") ? String(name.dropFirst()) : name]
+  }
+
+  /// The method called `name` (`pkg.Service.Method`).
+  package func method(_ name: String) -> Google_Protobuf_MethodDescriptorProto? { methods[name] }
+
+  /// The methods of service `name`, in declaration order.
+  package func methods(ofService name: String) -> [String] {
+    guard let s = symbol(name), s.kind == .service, let file = files[s.file] else { return [] }
+    let scope = file.package.isEmpty ? "" : file.package + "."
+    return file.service.first { scope + $0.name == name }?.method.map { name + "." + $0.name } ?? []
   }
 
   /// The extension fields declared for message `extendee`.

@@ -11,18 +11,36 @@ struct Quad: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "quad",
     abstract: "Contract-first gRPC services for the campus.",
-    subcommands: [BenchServer.self, InteropServer.self, InteropClientCommand.self]
+    subcommands: [
+      BenchServer.self, InteropServer.self, InteropClientCommand.self,
+      ListCommand.self, DescribeCommand.self, CallCommand.self, HealthCommand.self,
+    ]
   )
 
   static func main() async {
+    // A usage error exits 2 (grpcurl's and most tools' convention; ArgumentParser's own is 64,
+    // which `quad call` keeps for 64 + a gRPC status code).
+    var command: any ParsableCommand
     do {
-      var command = try parseAsRoot(normalizeBooleanFlags(Array(CommandLine.arguments.dropFirst())))
+      command = try parseAsRoot(normalizeBooleanFlags(Array(CommandLine.arguments.dropFirst())))
+    } catch {
+      if exitCode(for: error) == .validationFailure {
+        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
+      exit(withError: error)
+    }
+    do {
       if var command = command as? any AsyncParsableCommand {
         try await command.run()
       } else {
         try command.run()
       }
     } catch {
+      if exitCode(for: error) == .validationFailure {
+        FileHandle.standardError.write(Data(("Error: " + message(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
       exit(withError: error)
     }
   }

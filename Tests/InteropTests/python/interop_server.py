@@ -136,9 +136,13 @@ def main():
     ap.add_argument("--use_tls", default="false")
     ap.add_argument("--cert_file")
     ap.add_argument("--key_file")
+    ap.add_argument("--reflection", default="false", help="serve grpc.reflection.v1alpha (grpcio-reflection)")
     a = ap.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.per_message_decompression", 0)])
     server.add_generic_rpc_handlers([handlers()])
+    if a.reflection == "true":
+        from grpc_reflection.v1alpha import reflection
+        reflection.enable_server_reflection(["grpc.testing.TestService", reflection.SERVICE_NAME], server)
     if a.use_tls == "true":
         creds = grpc.ssl_server_credentials([(open(a.key_file, "rb").read(), open(a.cert_file, "rb").read())])
         port = server.add_secure_port("127.0.0.1:%d" % a.port, creds)

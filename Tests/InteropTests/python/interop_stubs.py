@@ -18,4 +18,5 @@ def load():
         raise SystemExit("grpc_tools.protoc failed with %d" % rc)
     sys.path.insert(0, out)
     from src.proto.grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
+    from src.proto.grpc.testing import test_pb2  # noqa: F401 (puts the services in the descriptor pool, for reflection)
     return empty_pb2, messages_pb2, test_pb2_grpc
