@@ -40,7 +40,8 @@ gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnd
   grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
 # grpc.testing (the official interop protos, kept at their upstream paths).
 gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
-  src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto
+  src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto \
+  quad/xds_update_health.proto
 
 # plugin.proto: the generator's input and output types.
 gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" \

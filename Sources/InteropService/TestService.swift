@@ -14,6 +14,7 @@ package struct InteropTestService: Grpc_Testing_TestService.ServiceProtocol {
     QuadFile_src_proto_grpc_testing_empty_proto.serializedDescriptor,
     QuadFile_src_proto_grpc_testing_messages_proto.serializedDescriptor,
     QuadFile_src_proto_grpc_testing_test_proto.serializedDescriptor,
+    QuadFile_quad_xds_update_health_proto.serializedDescriptor,
   ]
 
   package static func router() -> Router {

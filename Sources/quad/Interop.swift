@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import Foundation
+internal import HealthService
 internal import InteropService
 internal import QuadRPC
 
@@ -34,7 +35,12 @@ struct InteropServer: AsyncParsableCommand {
     if useTLS, let certificateFile, let keyFile {
       tls = ServerTLS(certificateChainPath: certificateFile, privateKeyPath: keyFile)
     }
-    let server = try await GRPCServer.start(router: withStandardServices(InteropTestService.router(), files: InteropTestService.protoFiles), host: "0.0.0.0", port: port, tls: tls)
+    // As the official interop servers: grpc.testing.XdsUpdateHealthService flips the overall health.
+    let health = HealthService()
+    var router = InteropTestService.router()
+    XdsUpdateHealth { health.setStatus($0 ? .serving : .notServing) }.register(in: &router)
+    let server = try await GRPCServer.start(
+      router: withStandardServices(router, files: InteropTestService.protoFiles, health: health), host: "0.0.0.0", port: port, tls: tls)
     try await serveForever(server, "quad interop-server: serving grpc.testing.TestService on 0.0.0.0:\(server.port)\(useTLS ? " with TLS" : "")")
   }
 }

@@ -74,9 +74,9 @@ struct BenchServer: AsyncParsableCommand {
 /// `router` with what every Quad server serves: `grpc.health.v1.Health` (SERVING under "") and
 /// server reflection (v1 and v1alpha) describing all of it from `files` (the descriptors of the
 /// services already in `router`).
-func withStandardServices(_ router: Router, files: [[UInt8]]) throws -> Router {
+func withStandardServices(_ router: Router, files: [[UInt8]], health: HealthService = HealthService()) throws -> Router {
   var router = router
-  HealthService().register(in: &router)
+  health.register(in: &router)
   try ReflectionService.register(in: &router, files: files + HealthService.protoFiles)
   return router
 }

@@ -181,6 +181,12 @@ struct QuadCommandTests {
     let (_, upload) = try await Self.quad(["call", address, "grpc.testing.TestService/StreamingInputCall",
       "-d", #"{"payload": {"body": "AAAA"}} {"payload": {"body": "AAAA"}}"#])
     #expect(upload.contains(#""aggregatedPayloadSize": 6"#), "\(upload)")
+    let (bidiStatus, bidi) = try await Self.quad(["call", "-v", address, "grpc.testing.TestService/FullDuplexCall",
+      "-H", "x-grpc-test-echo-initial: hi", "-H", "x-grpc-test-echo-trailing-bin: AAEC",
+      "-d", #"{"responseParameters": [{"size": 1}]} {"responseParameters": [{"size": 2}]}"#])
+    #expect(bidiStatus == 0, "\(bidi)")
+    #expect(bidi.contains("\"body\": \"AA==\"") && bidi.contains("\"body\": \"AAA=\""), "\(bidi)")
+    #expect(bidi.contains("x-grpc-test-echo-initial: hi") && bidi.contains("x-grpc-test-echo-trailing-bin: AAEC"), "\(bidi)")
     let (errStatus, err) = try await Self.quad(["call", address, "grpc.testing.TestService/UnaryCall",
       #"{"responseStatus": {"code": 7, "message": "no"}}"#])
     #expect(errStatus == 64 + 7, "\(err)")
@@ -223,5 +229,27 @@ struct QuadCommandTests {
     #expect(plaintext != 0)
     try await server.stop()
   }
-}
 
+  @Test("quad interop-server: grpc.testing.XdsUpdateHealthService flips the overall health (quad call and grpcio)")
+  func xdsUpdateHealth() async throws {
+    let server = try await BackgroundProcess.start([Self.quad, "interop-server", "--port", "0"])
+    let port = try #require(server.firstLine.split(separator: ":").last.map(String.init), "server said \(server.firstLine)")
+    let address = "127.0.0.1:\(port)"
+    let (listed, list) = try await Self.quad(["list", address])
+    #expect(listed == 0 && list.contains("grpc.testing.XdsUpdateHealthService\n"), "\(list)")
+    #expect(try await Self.quad(["health", address]) == (0, "SERVING\n"))
+    let (flipped, _) = try await Self.quad(["call", address, "grpc.testing.XdsUpdateHealthService/SetNotServing"])
+    #expect(flipped == 0)
+    #expect(try await Self.quad(["health", address]) == (1, "NOT_SERVING\n"))
+    // An independent peer flips it back.
+    let (status, output) = try await runProcess(["python3", "-c", """
+      import sys, grpc
+      from grpc_health.v1 import health_pb2 as pb, health_pb2_grpc as stubs
+      ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+      ch.unary_unary("/grpc.testing.XdsUpdateHealthService/SetServing")(b"", timeout=5)
+      print(pb.HealthCheckResponse.ServingStatus.Name(stubs.HealthStub(ch).Check(pb.HealthCheckRequest(), timeout=5).status))
+      """, port])
+    #expect(status == 0 && output == "SERVING\n", "\(output)")
+    await server.kill()
+  }
+}
