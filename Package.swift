@@ -87,6 +87,17 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // PostgreSQL through libpq: the only importer of CLibPQ.
+    .target(
+      name: "Postgres",
+      dependencies: [
+        "CLibPQ",
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
@@ -224,6 +235,11 @@ let package = Package(
     .testTarget(
       name: "QuadCommandTests",
       dependencies: ["InteropService", "HealthService", "ReflectionService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "PostgresTests",
+      dependencies: ["Postgres", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -1,0 +1,211 @@
+internal import CLibPQ
+internal import NIOConcurrencyHelpers
+package import NIOPosix
+
+/// One connection to PostgreSQL through libpq: the only owner of a `PGconn`.
+///
+/// Every libpq call blocks, so every one runs on the ``NIOThreadPool`` given at connect time,
+/// never on a NIO event loop or Swift's cooperative pool. Statements carry their values as bind
+/// parameters (``SQL``); results come back in text form and decode into Swift types
+/// (``PostgresRows``). Cancelling the calling task cancels the statement on the server
+/// (`PQcancel`).
+///
+/// ```swift
+/// let db = try await PostgresConnection.connect("postgresql://quad@/campus?host=/run/quad", on: .singleton)
+/// let rows = try await db.query("SELECT name FROM students WHERE id = \(id)", named: "students.byID")
+/// let name = try rows.first?.decode("name", as: String.self)
+/// ```
+///
+/// - Important: one task at a time uses a connection (statements are serialized by a lock);
+///   share connections through a pool.
+package final class PostgresConnection: @unchecked Sendable {
+  // Touched only under `lock`, on the thread pool (cancel is libpq's thread-safe call).
+  private let connection: OpaquePointer
+  private let cancelHandle: OpaquePointer?
+  private let lock = NIOLock()
+  private let threadPool: NIOThreadPool
+  private var closed = false
+
+  private init(connection: OpaquePointer, threadPool: NIOThreadPool) {
+    self.connection = connection
+    self.cancelHandle = PQgetCancel(connection)
+    self.threadPool = threadPool
+  }
+
+  deinit {
+    if let cancelHandle { PQfreeCancel(cancelHandle) }
+    if !closed { PQfinish(connection) }
+  }
+
+  /// Connects with a `postgresql://` URL or a `key=value` string (libpq's own syntax, so
+  /// `sslmode=verify-full`, `sslrootcert=…` and the `PG*` environment variables apply).
+  ///
+  /// - Throws: ``PostgresError`` `.connection` with libpq's reason.
+  package static func connect(_ conninfo: String, on threadPool: NIOThreadPool = .singleton) async throws -> PostgresConnection {
+    try await threadPool.runIfActive {
+      guard let conn = PQconnectdb(conninfo) else {
+        throw PostgresError(.connection, "libpq could not allocate a connection")
+      }
+      guard PQstatus(conn) == CONNECTION_OK else {
+        let why = Self.message(conn)
+        PQfinish(conn)
+        throw PostgresError(.connection, why)
+      }
+      // Text results in UTF-8, whatever the server's default.
+      PQsetClientEncoding(conn, "UTF8")
+      return PostgresConnection(connection: conn, threadPool: threadPool)
+    }
+  }
+
+  private static func message(_ conn: OpaquePointer?) -> String {
+    guard let conn, let m = PQerrorMessage(conn) else { return "unknown libpq error" }
+    return String(cString: m).trimmingTrailingNewlines()
+  }
+
+  /// Runs one statement and returns its rows (none for a statement that returns none).
+  ///
+  /// - Parameter name: what logs and errors call the statement (`"students.insert"`).
+  /// - Throws: ``PostgresError``: `.server` with the SQLSTATE, `.connectionLost`, `.cancelled`.
+  package func query(_ sql: SQL, named name: String) async throws -> PostgresRows {
+    try await withTaskCancellationHandler {
+      try await threadPool.runIfActive { [self] in
+        try lock.withLock { try run(sql, name) }
+      }
+    } onCancel: {
+      cancel()
+    }
+  }
+
+  /// Asks the server to stop the statement running now (safe from any thread).
+  package func cancel() {
+    guard let cancelHandle else { return }
+    var buffer = [CChar](repeating: 0, count: 256)
+    _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+  }
+
+  /// Closes the connection (statements after it fail).
+  package func close() async {
+    try? await threadPool.runIfActive { [self] in
+      lock.withLock {
+        if !closed {
+          closed = true
+          PQfinish(connection)
+        }
+      }
+    }
+  }
+
+  /// Whether libpq still considers the connection usable.
+  package var isHealthy: Bool {
+    lock.withLock { !closed && PQstatus(connection) == CONNECTION_OK }
+  }
+
+  // MARK: Blocking core (thread pool, under the lock)
+
+  private func run(_ sql: SQL, _ name: String) throws(PostgresError) -> PostgresRows {
+    guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+    let count = sql.binds.count
+    var types = [UInt32](repeating: 0, count: count)
+    var formats = [Int32](repeating: 0, count: count)
+    var lengths = [Int32](repeating: 0, count: count)
+    // Each value's bytes, NUL-terminated for text (libpq reads text parameters as C strings).
+    var storage: [[UInt8]?] = []
+    storage.reserveCapacity(count)
+    for (i, bind) in sql.binds.enumerated() {
+      switch bind {
+      case .null:
+        storage.append(nil)
+      case .text(let s, let oid):
+        if s.utf8.contains(0) {
+          throw PostgresError(.server, "a text parameter contains U+0000, which PostgreSQL text cannot hold", sqlState: "22021", queryName: name)
+        }
+        types[i] = oid
+        storage.append(Array(s.utf8) + [0])
+        lengths[i] = Int32(s.utf8.count)
+      case .binary(let b, let oid):
+        types[i] = oid
+        formats[i] = 1
+        storage.append(b)
+        lengths[i] = Int32(b.count)
+      }
+    }
+    let result = Self.withPointers(storage) { values in
+      PQexecParams(connection, sql.text, Int32(count), types, values, lengths, formats, 0)
+    }
+    guard let result else {
+      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+    }
+    defer { PQclear(result) }
+    switch PQresultStatus(result) {
+    case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+      return Self.rows(result)
+    default:
+      let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+      let message = PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? "statement failed"
+      if PQstatus(connection) != CONNECTION_OK {
+        throw PostgresError(.connectionLost, message, sqlState: state, queryName: name)
+      }
+      if state == "57014" {
+        throw PostgresError(.cancelled, message, sqlState: state, queryName: name)
+      }
+      throw PostgresError(.server, message, sqlState: state, queryName: name)
+    }
+  }
+
+  /// Calls `body` with C pointers to each value (`nil` for NULL), valid only inside it.
+  private static func withPointers<R>(_ values: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    var pointers: [UnsafePointer<CChar>?] = []
+    pointers.reserveCapacity(values.count)
+    func next(_ i: Int) -> R {
+      guard i < values.count else { return body(pointers) }
+      guard let v = values[i] else {
+        pointers.append(nil)
+        return next(i + 1)
+      }
+      return v.withUnsafeBufferPointer { buf in
+        buf.withMemoryRebound(to: CChar.self) { c in
+          // An empty binary value still needs a non-null pointer (NULL means SQL NULL).
+          pointers.append(c.baseAddress ?? UnsafePointer(bitPattern: 1))
+          return next(i + 1)
+        }
+      }
+    }
+    return next(0)
+  }
+
+  private static func rows(_ result: OpaquePointer) -> PostgresRows {
+    let columns = Int(PQnfields(result))
+    let count = Int(PQntuples(result))
+    var names: [String] = []
+    var oids: [UInt32] = []
+    for c in 0..<columns {
+      names.append(String(cString: PQfname(result, Int32(c))))
+      oids.append(PQftype(result, Int32(c)))
+    }
+    var values: [String?] = []
+    values.reserveCapacity(columns * count)
+    for r in 0..<count {
+      for c in 0..<columns {
+        if PQgetisnull(result, Int32(r), Int32(c)) == 1 {
+          values.append(nil)
+        } else {
+          let length = Int(PQgetlength(result, Int32(r), Int32(c)))
+          let p = PQgetvalue(result, Int32(r), Int32(c))!
+          values.append(p.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+          })
+        }
+      }
+    }
+    let affected = PQcmdTuples(result).map { Int(String(cString: $0)) ?? 0 } ?? 0
+    return PostgresRows(columns: names, types: oids, values: values, affectedRows: affected)
+  }
+}
+
+extension String {
+  func trimmingTrailingNewlines() -> String {
+    var s = self
+    while s.last == "\n" || s.last == "\r" { s.removeLast() }
+    return s
+  }
+}

@@ -1,0 +1,138 @@
+internal import Postgres
+internal import Testing
+internal import TestSupport
+
+/// The libpq layer against a real PostgreSQL server started for the suite.
+@Suite("PostgreSQL connection", .serialized)
+struct PostgresConnectionTests {
+  /// Runs `body` with a fresh cluster and one connection to it.
+  static func withDatabase(_ body: (PostgresConnection, TestPostgres) async throws -> Void) async throws {
+    let pg = try await TestPostgres.start()
+    do {
+      let db = try await PostgresConnection.connect(pg.conninfo)
+      try await body(db, pg)
+      await db.close()
+    } catch {
+      await pg.stop()
+      throw error
+    }
+    await pg.stop()
+  }
+
+  @Test("Values of every supported type travel as binds and come back equal; NULL is nil")
+  func roundTrip() async throws {
+    try await Self.withDatabase { db, _ in
+      let bytes: [UInt8] = [0, 1, 2, 0xFF, 0x7F]
+      let text = "Ünïcode ✓ \"quoted\" 'single' \\ back"
+      let none: String? = nil
+      let rows = try await db.query(
+        "SELECT \(Int64.max)::int8 AS big, \(Int32.min)::int4 AS small, \(text)::text AS t, \(true)::bool AS yes, \(2.5e-300)::float8 AS d, \(bytes)::bytea AS b, \(none)::text AS n, \(Int(-7))::int8 AS i",
+        named: "test.roundTrip")
+      #expect(rows.count == 1)
+      let row = rows[0]
+      #expect(try row.decode("big", as: Int64.self) == Int64.max)
+      #expect(try row.decode("small", as: Int32.self) == Int32.min)
+      #expect(try row.decode("t", as: String.self) == text)
+      #expect(try row.decode("yes", as: Bool.self))
+      #expect(try row.decode("d", as: Double.self) == 2.5e-300)
+      #expect(try row.decode("b", as: [UInt8].self) == bytes)
+      #expect(try row.decode("n", as: String?.self) == nil)
+      #expect(try row.decode("i", as: Int.self) == -7)
+      #expect(throws: PostgresError.self) { try row.decode("n", as: String.self) }
+      #expect(throws: PostgresError.self) { try row.decode("nope", as: String.self) }
+    }
+  }
+
+  @Test("SQL-looking strings are stored verbatim, never executed")
+  func injection() async throws {
+    try await Self.withDatabase { db, _ in
+      _ = try await db.query("CREATE TABLE notes (id int8 PRIMARY KEY, body text NOT NULL)", named: "test.create")
+      let hostile = ["'); DROP TABLE notes; --", "1; DELETE FROM notes", "$1", "\\x00", "' OR '1'='1", "; COMMIT; --"]
+      for (i, h) in hostile.enumerated() {
+        let inserted = try await db.query("INSERT INTO notes (id, body) VALUES (\(i), \(h))", named: "test.insert")
+        #expect(inserted.affectedRows == 1)
+      }
+      let rows = try await db.query("SELECT body FROM notes ORDER BY id", named: "test.select")
+      #expect(try rows.map { try $0.decode("body", as: String.self) } == hostile)
+      // A NUL cannot be stored in text: refused before it reaches the server, precisely.
+      await #expect { _ = try await db.query("SELECT \("a\u{0}b")::text", named: "test.nul") } throws: {
+        ($0 as? PostgresError)?.sqlState == "22021"
+      }
+    }
+  }
+
+  @Test("Server errors carry SQLSTATE and the query's name; the connection stays usable")
+  func errors() async throws {
+    try await Self.withDatabase { db, _ in
+      await #expect { _ = try await db.query("SELEKT 1", named: "test.typo") } throws: {
+        let e = $0 as? PostgresError
+        return e?.code == .server && e?.sqlState == "42601" && e?.queryName == "test.typo" && "\($0)".contains("test.typo")
+      }
+      _ = try await db.query("CREATE TABLE u (k text PRIMARY KEY)", named: "test.create")
+      _ = try await db.query("INSERT INTO u VALUES (\("a"))", named: "test.insert")
+      await #expect { _ = try await db.query("INSERT INTO u VALUES (\("a"))", named: "test.insert") } throws: {
+        ($0 as? PostgresError)?.isUniqueViolation == true
+      }
+      let one = try await db.query("SELECT 1 AS one", named: "test.after")
+      #expect(try one[0].decode("one", as: Int.self) == 1)
+    }
+  }
+
+  @Test("A transaction commits both writes or, when its body throws, neither")
+  func transactions() async throws {
+    struct Refused: Error {}
+    try await Self.withDatabase { db, _ in
+      _ = try await db.query("CREATE TABLE state (id int8 PRIMARY KEY)", named: "test.create")
+      _ = try await db.query("CREATE TABLE events (id int8 PRIMARY KEY, state_id int8 NOT NULL)", named: "test.create")
+      try await db.transaction { tx in
+        _ = try await tx.query("INSERT INTO state VALUES (\(1))", named: "test.state")
+        _ = try await tx.query("INSERT INTO events VALUES (\(1), \(1))", named: "test.event")
+      }
+      await #expect(throws: Refused.self) {
+        try await db.transaction { tx in
+          _ = try await tx.query("INSERT INTO state VALUES (\(2))", named: "test.state")
+          throw Refused()
+        }
+      }
+      await #expect(throws: PostgresError.self) {
+        try await db.transaction { tx in
+          _ = try await tx.query("INSERT INTO state VALUES (\(3))", named: "test.state")
+          _ = try await tx.query("INSERT INTO events VALUES (\(1), \(3))", named: "test.event")  // duplicate key
+        }
+      }
+      let states = try await db.query("SELECT id FROM state ORDER BY id", named: "test.states")
+      let events = try await db.query("SELECT count(*) AS n FROM events", named: "test.events")
+      #expect(try states.map { try $0.decode("id", as: Int.self) } == [1])
+      #expect(try events[0].decode("n", as: Int.self) == 1)
+    }
+  }
+
+  @Test("Cancelling the task cancels the statement on the server")
+  func cancellation() async throws {
+    try await Self.withDatabase { db, _ in
+      let start = ContinuousClock.now
+      let sleeper = Task { try await db.query("SELECT pg_sleep(30)", named: "test.sleep") }
+      try await Task.sleep(for: .milliseconds(300))
+      sleeper.cancel()
+      await #expect { _ = try await sleeper.value } throws: { ($0 as? PostgresError)?.code == .cancelled }
+      #expect(ContinuousClock.now - start < .seconds(10))
+      let one = try await db.query("SELECT 1 AS one", named: "test.after")
+      #expect(try one[0].decode("one", as: Int.self) == 1)
+    }
+  }
+
+  @Test("A bad address or a stopped server is a connection error naming the cause")
+  func connectionErrors() async throws {
+    await #expect { _ = try await PostgresConnection.connect("host=/nonexistent/socket user=postgres connect_timeout=2") } throws: {
+      ($0 as? PostgresError)?.code == .connection && "\($0)".contains("/nonexistent/socket")
+    }
+    let pg = try await TestPostgres.start()
+    let db = try await PostgresConnection.connect(pg.conninfo)
+    await pg.stop()
+    await #expect { _ = try await db.query("SELECT 1", named: "test.gone") } throws: {
+      let code = ($0 as? PostgresError)?.code
+      return code == .connectionLost || code == .server
+    }
+    #expect(!db.isHealthy)
+  }
+}

@@ -1,0 +1,76 @@
+public import Foundation
+internal import Glibc
+
+/// A private, throw-away PostgreSQL cluster for tests: `initdb` in a fresh temporary folder,
+/// the server on a Unix socket inside it (no TCP), trust authentication for user `postgres`.
+/// As root it runs as the unprivileged user `quadtest` (PostgreSQL refuses root).
+public final class TestPostgres: Sendable {
+  /// The cluster's folder (data, socket, log).
+  public let directory: String
+  /// libpq connection string for database `postgres` as user `postgres`.
+  public var conninfo: String { "host=\(directory)/socket user=postgres dbname=postgres" }
+
+  private init(directory: String) { self.directory = directory }
+
+  /// Debian keeps the server binaries out of PATH: the newest /usr/lib/postgresql/N/bin.
+  static let findBin = #"BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); [ -x "$BIN/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)"; exit 1; }"#
+
+  /// Creates and starts a cluster; throws with initdb's or pg_ctl's output when that fails.
+  public static func start() async throws -> TestPostgres {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quad-pg-\(UUID().uuidString)").path
+    let script = """
+      set -e
+      \(findBin)
+      AS=""
+      if [ "$(id -u)" = 0 ]; then
+        id quadtest >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin quadtest
+        AS="runuser -u quadtest --"
+      fi
+      mkdir -p '\(dir)/socket'
+      [ -z "$AS" ] || chown -R quadtest '\(dir)'
+      chmod 700 '\(dir)'
+      $AS env LC_ALL=C "$BIN/initdb" -D '\(dir)/data' -U postgres --auth=trust -E UTF8 --locale=C >'\(dir)/initdb.log' 2>&1 || { cat '\(dir)/initdb.log'; exit 1; }
+      $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(dir)/data' -l '\(dir)/server.log' -w -t 60 \
+        -o "-c listen_addresses='' -c unix_socket_directories='\(dir)/socket' -c fsync=off -c max_connections=200" start </dev/null >/dev/null 2>&1 \
+        || { cat '\(dir)/server.log'; exit 1; }
+      echo started
+      """
+    let (status, output) = await runShell(script)
+    guard status == 0 else { throw Failure(output: output) }
+    return TestPostgres(directory: dir)
+  }
+
+  /// Stops the server and removes the folder.
+  public func stop() async {
+    let script = """
+      \(Self.findBin)
+      AS=""; [ "$(id -u)" = 0 ] && AS="runuser -u quadtest --"
+      $AS "$BIN/pg_ctl" -D '\(directory)/data' -m fast -w stop </dev/null >/dev/null 2>&1
+      rm -rf '\(directory)'
+      """
+    _ = await Self.runShell(script)
+  }
+
+  /// Runs a bash script with `system(3)` on a thread of its own and returns its exit status and
+  /// output. Not Foundation's `Process`: it misses the exit of a script that starts a daemon
+  /// through `runuser` and `pg_ctl`, and waits forever.
+  static func runShell(_ script: String) async -> (status: Int32, output: String) {
+    await withCheckedContinuation { continuation in
+      Thread.detachNewThread {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("quad-sh-\(UUID().uuidString)").path
+        try? script.write(toFile: base + ".sh", atomically: true, encoding: .utf8)
+        let raw = system("bash '\(base).sh' >'\(base).out' 2>&1 </dev/null")
+        let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: base + ".sh")
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        // system(3) returns a wait status: the exit code is in bits 8-15.
+        continuation.resume(returning: (raw == -1 ? -1 : (raw >> 8) & 0xFF, output))
+      }
+    }
+  }
+
+  public struct Failure: Error, CustomStringConvertible {
+    public let output: String
+    public var description: String { "could not start PostgreSQL: \(output)" }
+  }
+}
