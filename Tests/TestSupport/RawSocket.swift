@@ -141,3 +141,55 @@ public func residentMemory() -> Int {
   guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
   return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+/// A TCP listener on 127.0.0.1 that accepts one connection and only reads: a peer that went
+/// silent, for keepalive tests. Use it from a thread of its own (``RawSocket/run(_:)``).
+public final class RawListener: @unchecked Sendable {
+  private let fd: Int32
+  /// The port it listens on.
+  public let port: Int
+
+  public init() throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    self.fd = fd
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+      p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+        bind(fd, sa, len) == 0 && listen(fd, 4) == 0 && getsockname(fd, sa, &len) == 0
+      }
+    }
+    guard ok else {
+      close(fd)
+      throw RawSocket.SocketError(what: "listen", code: errno)
+    }
+    port = Int(UInt16(bigEndian: addr.sin_port))
+  }
+
+  deinit { close(fd) }
+
+  /// Accepts one connection and reads until the peer closes it or `seconds` pass; returns what
+  /// arrived and whether the peer closed.
+  public func acceptAndRead(seconds: Double) -> (bytes: [UInt8], closed: Bool) {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&p, 1, Int32(seconds * 1000)) > 0 else { return ([], false) }
+    let c = accept(fd, nil, nil)
+    guard c >= 0 else { return ([], false) }
+    defer { close(c) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+      var q = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+      guard poll(&q, 1, 50) >= 0 else { break }
+      if q.revents == 0 { continue }
+      let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+      if n <= 0 { return (out, true) }
+      out += buf[0..<n]
+    }
+    return (out, false)
+  }
+}

@@ -37,9 +37,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private var readyPromise: EventLoopPromise<Void>?
   private let waitsForTLS: Bool
 
-  init(maximumMessageLength: Int, tls: Bool, onDrain: @escaping @Sendable () -> Void) throws {
+  /// Keepalive (``ClientSettings/keepaliveInterval``): when a frame last arrived, the periodic
+  /// check, and the wait for a PING's acknowledgement.
+  private let keepalive: (interval: Duration, timeout: Duration, withoutCalls: Bool)?
+  private var lastFrameAt = NIODeadline.now()
+  private var keepaliveCheck: Scheduled<Void>?
+  private var pingTimeout: Scheduled<Void>?
+
+  init(settings: ClientSettings, tls: Bool, onDrain: @escaping @Sendable () -> Void) throws {
     self.io = ConnectionIO(session: try HTTP2Session(role: .client))
-    self.maximumMessageLength = maximumMessageLength
+    self.maximumMessageLength = settings.maximumMessageLength
+    self.keepalive = settings.keepaliveInterval.map { ($0, settings.keepaliveTimeout, settings.keepaliveWithoutCalls) }
     self.waitsForTLS = tls
     self.onDrain = onDrain
   }
@@ -69,7 +77,33 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   func channelActive(context: ChannelHandlerContext) {
     if !waitsForTLS { becameReady() }
     flush()  // preface and SETTINGS
+    lastFrameAt = .now()
+    scheduleKeepaliveCheck()
     context.fireChannelActive()
+  }
+
+  // MARK: Keepalive
+
+  /// Looks for silence every quarter interval (at least every 10 ms).
+  private func scheduleKeepaliveCheck() {
+    guard let keepalive, let loop = context?.eventLoop else { return }
+    let step = TimeAmount.nanoseconds(max(keepalive.interval.saturatingNanoseconds / 4, 10_000_000))
+    keepaliveCheck = loop.assumeIsolated().scheduleTask(in: step) { [self] in
+      keepaliveTick()
+      scheduleKeepaliveCheck()
+    }
+  }
+
+  private func keepaliveTick() {
+    guard let keepalive, pingTimeout == nil, context != nil else { return }
+    guard keepalive.withoutCalls || !streams.isEmpty else { return }
+    guard NIODeadline.now() - lastFrameAt >= TimeAmount(keepalive.interval) else { return }
+    try? session.ping()
+    flush()
+    pingTimeout = context?.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(keepalive.timeout)) { [self] in
+      closeReason = "keepalive timeout: no PING acknowledgement within \(keepalive.timeout)"
+      context?.close(promise: nil)
+    }
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -84,6 +118,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       s.parkedWriter?.resume(throwing: RPCError(code: .unavailable, message: "connection closed\(why)"))
       s.call.finish(.failure(RPCError(code: .unavailable, message: "connection closed before the call ended\(why)")))
     }
+    keepaliveCheck?.cancel()
+    pingTimeout?.cancel()
     io.attach(nil)
     context.fireChannelInactive()
   }
@@ -94,6 +130,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    lastFrameAt = .now()
     guard let events = io.receive(unwrapInboundIn(data)) else { return }
     for event in events { handle(event) }
     flush()
@@ -222,7 +259,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         fail(streamID: id, RPCError(code: .unavailable, message: "stream closed before a status arrived"))
       }
     case .pingAcknowledged:
-      break
+      pingTimeout?.cancel()
+      pingTimeout = nil
     case .goAway(let last, _):
       drain()
       for id in streams.keys where id > last {

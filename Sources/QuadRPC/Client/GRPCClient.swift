@@ -13,6 +13,16 @@ package struct ClientSettings: Sendable {
   package var maximumMessageLength = 4 * 1024 * 1024
   /// Largest request message sent; a larger one fails with RESOURCE_EXHAUSTED before it leaves.
   package var maximumSendMessageLength = 4 * 1024 * 1024
+  /// Keepalive: after this long without a frame from the server, send a PING (off when `nil`,
+  /// the default; gRPC's `keepalive_time`). Servers limit how often they accept pings: keep it
+  /// well above a second.
+  package var keepaliveInterval: Duration?
+  /// Keepalive: close the connection (its calls fail UNAVAILABLE, the next call reconnects) when
+  /// a PING is not acknowledged within this (default 20 s, gRPC's `keepalive_timeout`).
+  package var keepaliveTimeout: Duration = .seconds(20)
+  /// Keepalive: ping also while no call is open (default `false`, as gRPC's
+  /// `keepalive_permit_without_calls`).
+  package var keepaliveWithoutCalls = false
   /// Set by the client from its ``ClientTLS``.
   var tls: PreparedTLS?
   package init() {}

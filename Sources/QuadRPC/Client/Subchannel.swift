@@ -123,7 +123,7 @@ final class Subchannel: Sendable {
         if let tls {
           try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
         }
-        let handler = try ClientConnectionHandler(maximumMessageLength: settings.maximumMessageLength, tls: tls != nil) {
+        let handler = try ClientConnectionHandler(settings: settings, tls: tls != nil) {
           draining.set()
           weakSelf?.lost(draining)
         }

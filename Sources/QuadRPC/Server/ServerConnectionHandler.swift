@@ -35,6 +35,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   /// Request bytes buffered on this connection before handlers took them.
   private var bufferedBytes = 0
   private var peer = ""
+  /// Between a read and the end of its burst, when ``channelReadComplete(context:)`` flushes.
+  private var inReadBurst = false
   private var peerIdentity: PeerIdentity?
 
   /// One call's state on the loop (a class: updated in place, never copied in and out).
@@ -112,12 +114,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    inReadBurst = true
     guard let events = io.receive(unwrapInboundIn(data)) else { return }
     for event in events { handle(event) }
     framesReceived()
-    // At the end of this loop turn, after the handlers started here ran to their first
-    // suspension: what they answered leaves in the same write as this read's acknowledgements.
-    scheduleFlush()
+  }
+
+  /// The end of a read burst: handlers started in it have run to their first suspension (they
+  /// start immediately, see ``startHandler(streamID:)``), so what they answered leaves in the
+  /// same write as the burst's acknowledgements.
+  func channelReadComplete(context: ChannelHandlerContext) {
+    inReadBurst = false
+    flush()
+    context.fireChannelReadComplete()
   }
 
   /// Ends a call's handler side: its task, timer, writer and request stream.
@@ -337,7 +346,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       }
     }
     if let executor {
-      state.task = Task(executorPreference: executor, operation: body)
+      // Runs at once on this thread up to the handler's first suspension, and after it on the
+      // loop: a handler that answers without suspending costs no enqueue, no hop.
+      state.task = Task.immediate(executorPreference: executor, operation: body)
     } else {
       state.task = Task(operation: body)
     }
@@ -464,7 +475,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  func scheduleFlush() { io.scheduleFlush() }
+  /// Flushes at the end of this read burst, or else at the end of this loop turn.
+  func scheduleFlush() {
+    if !inReadBurst { io.scheduleFlush() }
+  }
 
   /// Wakes writers whose streams drained below the low watermark.
   private func resumeDrainedWriters() {
