@@ -135,9 +135,13 @@ package final class HTTP2Session {
   /// - Throws: ``HTTP2SessionError`` for a connection error (bad preface, flood, protocol
   ///   violation); ``outbound()`` then holds the GOAWAY to send before closing.
   package func receive(_ bytes: [UInt8]) throws(HTTP2SessionError) -> [HTTP2Event] {
-    let rv = bytes.withUnsafeBufferPointer { buffer in
-      nghttp2_session_mem_recv(session, buffer.baseAddress, buffer.count)
-    }
+    let result = bytes.withUnsafeBytes { buffer in Result { () throws(HTTP2SessionError) in try receive(buffer) } }
+    return try result.get()
+  }
+
+  /// Feeds bytes read from the socket, in place (they are not kept past the call).
+  package func receive(_ buffer: UnsafeRawBufferPointer) throws(HTTP2SessionError) -> [HTTP2Event] {
+    let rv = nghttp2_session_mem_recv(session, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count)
     if let callbackError {
       self.callbackError = nil
       throw callbackError
@@ -163,14 +167,20 @@ package final class HTTP2Session {
   /// Every frame nghttp2 has ready to send, serialized (empty when there is nothing).
   package func outbound() throws(HTTP2SessionError) -> [UInt8] {
     var out: [UInt8] = []
+    try outbound { out.append(contentsOf: $0) }
+    return out
+  }
+
+  /// Every frame nghttp2 has ready to send, handed to `body` chunk by chunk (each chunk valid
+  /// only inside the call), so the caller copies once into its own buffer.
+  package func outbound(_ body: (UnsafeRawBufferPointer) -> Void) throws(HTTP2SessionError) {
     while true {
       var data: UnsafePointer<UInt8>?
       let n = nghttp2_session_mem_send(session, &data)
       if n < 0 { throw HTTP2SessionError(libraryCode: Int32(truncatingIfNeeded: n), operation: "nghttp2_session_mem_send") }
       if n == 0 { break }
-      out.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
+      body(UnsafeRawBufferPointer(start: data, count: n))
     }
-    return out
   }
 
   /// Whether nghttp2 still expects to read (false once both sides are done or after GOAWAY).

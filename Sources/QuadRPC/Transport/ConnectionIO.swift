@@ -24,10 +24,8 @@ final class ConnectionIO {
   /// Feeds received bytes to the session. Returns its events, or `nil` after a connection error
   /// (nghttp2 queued GOAWAY; it is sent and the connection closed).
   func receive(_ buffer: ByteBuffer) -> [HTTP2Event]? {
-    var buffer = buffer
-    let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
     do {
-      return try session.receive(bytes)
+      return try buffer.withUnsafeReadableBytes { bytes throws(HTTP2SessionError) in try session.receive(bytes) }
     } catch {
       flush()
       context?.close(promise: nil)
@@ -48,12 +46,18 @@ final class ConnectionIO {
   /// Writes what the session has queued.
   func flush() {
     guard let context else { return }
-    guard let out = try? session.outbound() else {
+    var out: ByteBuffer?
+    do {
+      try session.outbound { chunk in
+        if out == nil { out = context.channel.allocator.buffer(capacity: max(chunk.count, 1024)) }
+        out!.writeBytes(chunk)
+      }
+    } catch {
       context.close(promise: nil)
       return
     }
-    if !out.isEmpty {
-      context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: out)), promise: nil)
+    if let out {
+      context.writeAndFlush(NIOAny(out), promise: nil)
     }
     let events = session.takeEvents()
     if !events.isEmpty { onEvents(events) }
