@@ -42,18 +42,31 @@ package final class PostgresConnection: @unchecked Sendable {
   ///
   /// - Throws: ``PostgresError`` `.connection` with libpq's reason.
   package static func connect(_ conninfo: String, on threadPool: NIOThreadPool = .singleton) async throws -> PostgresConnection {
-    try await threadPool.runIfActive {
-      guard let conn = PQconnectdb(conninfo) else {
-        throw PostgresError(.connection, "libpq could not allocate a connection")
+    try await threadPool.runIfActive { try connectBlocking(conninfo, threadPool: threadPool) }
+  }
+
+  /// Connects on the calling thread (a thread-pool thread: it blocks).
+  static func connectBlocking(_ conninfo: String, threadPool: NIOThreadPool) throws(PostgresError) -> PostgresConnection {
+    guard let conn = PQconnectdb(conninfo) else {
+      throw PostgresError(.connection, "libpq could not allocate a connection")
+    }
+    guard PQstatus(conn) == CONNECTION_OK else {
+      let why = Self.message(conn)
+      PQfinish(conn)
+      throw PostgresError(.connection, why)
+    }
+    // Text results in UTF-8, whatever the server's default.
+    PQsetClientEncoding(conn, "UTF8")
+    return PostgresConnection(connection: conn, threadPool: threadPool)
+  }
+
+  /// Closes the connection on the calling thread (a thread-pool thread).
+  func closeBlocking() {
+    lock.withLock {
+      if !closed {
+        closed = true
+        PQfinish(connection)
       }
-      guard PQstatus(conn) == CONNECTION_OK else {
-        let why = Self.message(conn)
-        PQfinish(conn)
-        throw PostgresError(.connection, why)
-      }
-      // Text results in UTF-8, whatever the server's default.
-      PQsetClientEncoding(conn, "UTF8")
-      return PostgresConnection(connection: conn, threadPool: threadPool)
     }
   }
 
@@ -85,14 +98,7 @@ package final class PostgresConnection: @unchecked Sendable {
 
   /// Closes the connection (statements after it fail).
   package func close() async {
-    try? await threadPool.runIfActive { [self] in
-      lock.withLock {
-        if !closed {
-          closed = true
-          PQfinish(connection)
-        }
-      }
-    }
+    try? await threadPool.runIfActive { [self] in closeBlocking() }
   }
 
   /// Whether libpq still considers the connection usable.
