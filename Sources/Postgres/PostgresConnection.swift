@@ -89,6 +89,38 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
+  /// Runs one statement that must finish by `deadline` (an RPC's deadline, passed down): past
+  /// it, the statement is cancelled on the server and the error is `.deadlineExceeded`.
+  package func query(_ sql: SQL, named name: String, deadline: ContinuousClock.Instant?) async throws -> PostgresRows {
+    guard let deadline else { return try await query(sql, named: name) }
+    guard deadline > .now else {
+      throw PostgresError(.deadlineExceeded, "the deadline passed before the statement was sent", queryName: name)
+    }
+    return try await withThrowingTaskGroup(of: PostgresRows?.self) { group in
+      group.addTask { try await self.query(sql, named: name) }
+      group.addTask {
+        try await Task.sleep(until: deadline, clock: .continuous)
+        self.cancel()
+        return nil
+      }
+      do {
+        while let next = try await group.next() {
+          if let rows = next {
+            group.cancelAll()
+            return rows
+          }
+        }
+      } catch let e as PostgresError where e.code == .cancelled && ContinuousClock.now >= deadline {
+        group.cancelAll()
+        throw PostgresError(.deadlineExceeded, e.message, sqlState: e.sqlState, queryName: name)
+      } catch is CancellationError {
+        // The watchdog was cancelled because the task was: the statement reports its own end.
+      }
+      group.cancelAll()
+      throw PostgresError(.cancelled, "the statement was cancelled", queryName: name)
+    }
+  }
+
   /// Asks the server to stop the statement running now (safe from any thread).
   package func cancel() {
     guard let cancelHandle else { return }

@@ -19,8 +19,10 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
     package static let commitOutcomeUnknown = Code("commit outcome unknown")
     /// A value could not be read as the Swift type asked for.
     package static let decoding = Code("decoding")
-    /// The statement was cancelled (task cancellation or deadline).
+    /// The statement was cancelled (task cancellation).
     package static let cancelled = Code("cancelled")
+    /// The statement's deadline passed (it was cancelled on the server, or never sent).
+    package static let deadlineExceeded = Code("deadline exceeded")
     package var description: String { name }
   }
 

@@ -136,3 +136,21 @@ struct PostgresConnectionTests {
     #expect(!db.isHealthy)
   }
 }
+
+extension PostgresConnectionTests {
+  @Test("A statement past its deadline is cancelled on the server: DEADLINE EXCEEDED, connection usable")
+  func deadline() async throws {
+    try await Self.withDatabase { db, _ in
+      let start = ContinuousClock.now
+      await #expect {
+        _ = try await db.query("SELECT pg_sleep(20)", named: "test.slow", deadline: .now + .milliseconds(300))
+      } throws: { ($0 as? PostgresError)?.code == .deadlineExceeded && ($0 as? PostgresError)?.queryName == "test.slow" }
+      #expect(ContinuousClock.now - start < .seconds(10))
+      let fast = try await db.query("SELECT 1 AS one", named: "test.fast", deadline: .now + .seconds(10))
+      #expect(try fast[0].decode("one", as: Int.self) == 1)
+      await #expect {
+        _ = try await db.query("SELECT 1", named: "test.late", deadline: .now - .seconds(1))
+      } throws: { ($0 as? PostgresError)?.code == .deadlineExceeded }
+    }
+  }
+}
