@@ -1,17 +1,19 @@
 internal import CLibPQ
+internal import Dispatch
 internal import NIOConcurrencyHelpers
-package import NIOPosix
+internal import NIOPosix
 
 /// One connection to PostgreSQL through libpq: the only owner of a `PGconn`.
 ///
-/// Every libpq call blocks, so every one runs on the ``NIOThreadPool`` given at connect time,
-/// never on a NIO event loop or Swift's cooperative pool. Statements carry their values as bind
+/// Every libpq call blocks, so every one runs on a thread the connection owns, never on a NIO
+/// event loop or Swift's cooperative pool; one thread per connection, so a statement that
+/// waits (on a lock, say) never starves another connection. Statements carry their values as bind
 /// parameters (``SQL``); results come back in text form and decode into Swift types
 /// (``PostgresRows``). Cancelling the calling task cancels the statement on the server
 /// (`PQcancel`).
 ///
 /// ```swift
-/// let db = try await PostgresConnection.connect("postgresql://quad@/campus?host=/run/quad", on: .singleton)
+/// let db = try await PostgresConnection.connect("postgresql://quad@/campus?host=/run/quad")
 /// let rows = try await db.query("SELECT name FROM students WHERE id = \(id)", named: "students.byID")
 /// let name = try rows.first?.decode("name", as: String.self)
 /// ```
@@ -35,17 +37,26 @@ package final class PostgresConnection: @unchecked Sendable {
   deinit {
     if let cancelHandle { PQfreeCancel(cancelHandle) }
     if !closed { PQfinish(connection) }
+    threadPool.shutdownGracefully(queue: .global()) { _ in }
   }
 
   /// Connects with a `postgresql://` URL or a `key=value` string (libpq's own syntax, so
   /// `sslmode=verify-full`, `sslrootcert=…` and the `PG*` environment variables apply).
   ///
   /// - Throws: ``PostgresError`` `.connection` with libpq's reason.
-  package static func connect(_ conninfo: String, on threadPool: NIOThreadPool = .singleton) async throws -> PostgresConnection {
-    try await threadPool.runIfActive { try connectBlocking(conninfo, threadPool: threadPool) }
+  package static func connect(_ conninfo: String) async throws -> PostgresConnection {
+    let thread = NIOThreadPool(numberOfThreads: 1)
+    thread.start()
+    do {
+      return try await thread.runIfActive { try connectBlocking(conninfo, threadPool: thread) }
+    } catch {
+      try? await thread.shutdownGracefully()
+      throw error
+    }
   }
 
-  /// Connects on the calling thread (a thread-pool thread: it blocks).
+  /// Connects on the calling thread, `threadPool`'s own (it blocks), which the connection then
+  /// owns; on failure the caller shuts the thread down.
   static func connectBlocking(_ conninfo: String, threadPool: NIOThreadPool) throws(PostgresError) -> PostgresConnection {
     guard let conn = PQconnectdb(conninfo) else {
       throw PostgresError(.connection, "libpq could not allocate a connection")
@@ -58,6 +69,11 @@ package final class PostgresConnection: @unchecked Sendable {
     // Text results in UTF-8, whatever the server's default.
     PQsetClientEncoding(conn, "UTF8")
     return PostgresConnection(connection: conn, threadPool: threadPool)
+  }
+
+  /// Closes the connection on its own thread, without waiting.
+  func closeSoon() {
+    threadPool.submit { [self] _ in closeBlocking() }
   }
 
   /// Closes the connection on the calling thread (a thread-pool thread).
@@ -121,6 +137,27 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
+  /// Runs a trusted script of several statements with no parameters (a migration file): the
+  /// simple-query protocol, which prepared statements and binds cannot carry.
+  ///
+  /// - Important: only for SQL shipped with Quad, never for text built from input.
+  package func execute(script: String, named name: String) async throws {
+    try await withTaskCancellationHandler {
+      try await threadPool.runIfActive { [self] in
+        try lock.withLock {
+          guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+          guard let result = PQexec(connection, script) else {
+            throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+          }
+          defer { PQclear(result) }
+          try check(result, name)
+        }
+      }
+    } onCancel: {
+      cancel()
+    }
+  }
+
   /// Asks the server to stop the statement running now (safe from any thread).
   package func cancel() {
     guard let cancelHandle else { return }
@@ -174,9 +211,15 @@ package final class PostgresConnection: @unchecked Sendable {
       throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
     }
     defer { PQclear(result) }
+    try check(result, name)
+    return Self.rows(result)
+  }
+
+  /// Throws the error a result reports, if any.
+  private func check(_ result: OpaquePointer, _ name: String) throws(PostgresError) {
     switch PQresultStatus(result) {
     case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-      return Self.rows(result)
+      return
     default:
       let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
       let message = PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? "statement failed"

@@ -1,4 +1,5 @@
-package import NIOPosix
+internal import Dispatch
+internal import NIOPosix
 internal import Synchronization
 
 /// A bounded set of PostgreSQL connections shared by many tasks: a task leases one for the
@@ -10,12 +11,11 @@ internal import Synchronization
 /// let n = try await pool.withConnection { db in try await db.query("SELECT count(*) AS n FROM students", named: "students.count") }
 /// ```
 ///
-/// Decisions are made by ``PoolStateMachine``; this shell opens and closes connections on the
-/// thread pool (never an event loop) and resumes waiters.
+/// Decisions are made by ``PoolStateMachine``; this shell opens and closes connections on their
+/// own threads (never an event loop) and resumes waiters.
 package final class PostgresPool: Sendable {
   package let conninfo: String
   package let maximumConnections: Int
-  private let threadPool: NIOThreadPool
 
   private struct State {
     var machine: PoolStateMachine
@@ -26,10 +26,9 @@ package final class PostgresPool: Sendable {
 
   private let state: Mutex<State>
 
-  package init(conninfo: String, maximumConnections: Int = 10, threadPool: NIOThreadPool = .singleton) {
+  package init(conninfo: String, maximumConnections: Int = 10) {
     self.conninfo = conninfo
     self.maximumConnections = maximumConnections
-    self.threadPool = threadPool
     state = Mutex(State(machine: PoolStateMachine(maximumConnections: maximumConnections)))
   }
 
@@ -63,7 +62,7 @@ package final class PostgresPool: Sendable {
       return (conns, ws)
     }
     for w in fail { w.resume(throwing: PostgresError(.connection, "the pool is shutting down")) }
-    for c in close { threadPool.submit { _ in c.closeBlocking() } }
+    for c in close { c.closeSoon() }
   }
 
   // MARK: Shell
@@ -109,13 +108,16 @@ package final class PostgresPool: Sendable {
     }
   }
 
-  /// Opens one connection on the thread pool and hands it to the first waiter.
+  /// Opens one connection on a thread of its own and hands it to the first waiter.
   private func open() {
-    threadPool.submit { [self] _ in
+    let thread = NIOThreadPool(numberOfThreads: 1)
+    thread.start()
+    thread.submit { [self] _ in
       do {
-        let connection = try PostgresConnection.connectBlocking(conninfo, threadPool: threadPool)
+        let connection = try PostgresConnection.connectBlocking(conninfo, threadPool: thread)
         handOff(connection)
       } catch {
+        thread.shutdownGracefully(queue: .global()) { _ in }
         let failed = state.withLock { s in s.machine.connectFailed().flatMap { s.waiters.removeValue(forKey: $0) } }
         failed?.resume(throwing: error)
       }
@@ -134,7 +136,7 @@ package final class PostgresPool: Sendable {
     }
     switch action {
     case .hand: waiter?.resume(returning: (id, connection))
-    case .close: connection.closeBlocking()
+    case .close: connection.closeSoon()
     case .keepIdle: break
     }
   }
@@ -151,7 +153,7 @@ package final class PostgresPool: Sendable {
     if case .hand = action, let waiter, let connection = state.withLock({ $0.connections[id] }) {
       waiter.resume(returning: (id, connection))
     }
-    if let closing { threadPool.submit { _ in closing.closeBlocking() } }
+    if let closing { closing.closeSoon() }
     if reconnect { open() }
   }
 }
