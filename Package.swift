@@ -98,6 +98,14 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // The event log = the outbox: appends inside write transactions, gap-safe committed reads.
+    .target(
+      name: "EventStore",
+      dependencies: ["Postgres"],
+      exclude: ["GapSafety.md"],
+      swiftSettings: swiftSettings
+    ),
+
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
@@ -240,6 +248,11 @@ let package = Package(
     .testTarget(
       name: "PostgresTests",
       dependencies: ["Postgres", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EventStoreTests",
+      dependencies: ["EventStore", "Postgres", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -68,6 +68,8 @@ package final class PostgresConnection: @unchecked Sendable {
     }
     // Text results in UTF-8, whatever the server's default.
     PQsetClientEncoding(conn, "UTF8")
+    // NOTICEs ("relation already exists, skipping") are not errors: keep them off stderr.
+    _ = PQsetNoticeProcessor(conn, { _, _ in }, nil)
     return PostgresConnection(connection: conn, threadPool: threadPool)
   }
 

@@ -1,0 +1,127 @@
+package import Postgres
+
+/// Where an event belongs: an aggregate's type and id (`student`, `s-1042`).
+package struct StreamID: Sendable, Hashable, CustomStringConvertible {
+  package let type: String
+  package let id: String
+
+  package init(type: String, id: String) {
+    self.type = type
+    self.id = id
+  }
+
+  package var description: String { "\(type)/\(id)" }
+}
+
+/// An event to append: its type (the protobuf message's full name), payload and metadata bytes.
+package struct NewEvent: Sendable, Hashable {
+  package let type: String
+  package let payload: [UInt8]
+  package let metadata: [UInt8]
+
+  package init(type: String, payload: [UInt8], metadata: [UInt8] = []) {
+    self.type = type
+    self.payload = payload
+    self.metadata = metadata
+  }
+}
+
+/// An event as the log holds it.
+package struct StoredEvent: Sendable, Hashable {
+  package let position: Int64
+  package let stream: StreamID
+  package let version: Int64
+  package let type: String
+  package let payload: [UInt8]
+  package let metadata: [UInt8]
+}
+
+/// Why the event store refused a write; a service maps it to a gRPC status (a version conflict
+/// is ABORTED).
+package struct EventStoreError: Error, CustomStringConvertible, Sendable {
+  package enum Kind: Sendable, Hashable {
+    /// The stream is not at the version the writer expected (another write came first).
+    case versionConflict(stream: StreamID, expected: Int64, actual: Int64)
+  }
+
+  package let kind: Kind
+
+  package var description: String {
+    switch kind {
+    case .versionConflict(let stream, let expected, let actual):
+      return "stream \(stream) is at version \(actual), not the expected \(expected)"
+    }
+  }
+}
+
+/// The event log, which is also the outbox: state changes and their events commit together, and
+/// readers see committed events in position order without ever skipping one (GapSafety.md).
+///
+/// ```swift
+/// try await store.transaction { tx in
+///   _ = try await tx.connection.query("UPDATE students SET name = \(name) WHERE id = \(id)", named: "students.rename")
+///   try await tx.append(NewEvent(type: "campus.students.v1.StudentRenamed", payload: bytes), to: stream, expectedVersion: v)
+/// }
+/// ```
+package struct EventStore: Sendable {
+  package let pool: PostgresPool
+
+  package init(pool: PostgresPool) { self.pool = pool }
+
+  /// Creates or updates the log's tables (under the migration lock).
+  package func migrate() async throws {
+    try await pool.withConnection { db in _ = try await Migrator.migrate(EventStoreSchema.migrations, on: db) }
+  }
+
+  /// The log's identity (part of every resume token).
+  package func identity() async throws -> String {
+    try await pool.withConnection { db in
+      try await db.query("SELECT identity FROM quad_event_log", named: "eventstore.identity")[0].decode("identity", as: String.self)
+    }
+  }
+
+  /// Runs `body` in one transaction: every event it appends commits with its state changes, or
+  /// none does.
+  package func transaction<R: Sendable>(_ body: (EventTransaction) async throws -> R) async throws -> R {
+    try await pool.withConnection { db in
+      try await db.transaction { tx in try await body(EventTransaction(connection: tx)) }
+    }
+  }
+}
+
+/// The transaction a write runs in: its state changes go through ``connection``, its events
+/// through ``append(_:to:expectedVersion:)`` (the only way to add to the log).
+package struct EventTransaction: Sendable {
+  /// For the write's state changes, in the same transaction.
+  package let connection: PostgresConnection
+
+  /// Appends `event` as version `expectedVersion + 1` of `stream`, in one round trip.
+  ///
+  /// - Parameter expectedVersion: the stream's current version (0 for a new stream).
+  /// - Returns: the event's position in the log.
+  /// - Throws: ``EventStoreError`` `.versionConflict` when the stream is elsewhere (the
+  ///   transaction is then rolled back by ``EventStore/transaction(_:)``).
+  @discardableResult
+  package func append(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64) async throws -> Int64 {
+    let next = expectedVersion + 1
+    let rows: PostgresRows
+    do {
+      // The writer's xid is taken before its position (target list order), as the fence needs.
+      rows = try await connection.query("""
+        INSERT INTO quad_events (writer_xid, position, stream_type, stream_id, stream_version, event_type, payload, metadata)
+        SELECT pg_current_xact_id(), nextval('quad_event_position'), \(stream.type), \(stream.id), \(next), \(event.type), \(event.payload), \(event.metadata)
+        WHERE COALESCE((SELECT max(stream_version) FROM quad_events WHERE stream_type = \(stream.type) AND stream_id = \(stream.id)), 0) = \(expectedVersion)
+        RETURNING position
+        """, named: "eventstore.append")
+    } catch let e as PostgresError where e.isUniqueViolation {
+      throw EventStoreError(kind: .versionConflict(stream: stream, expected: expectedVersion, actual: next))
+    }
+    guard let row = rows.first else {
+      let actual = try await connection.query(
+        "SELECT COALESCE(max(stream_version), 0) AS v FROM quad_events WHERE stream_type = \(stream.type) AND stream_id = \(stream.id)",
+        named: "eventstore.version")[0].decode("v", as: Int64.self)
+      throw EventStoreError(kind: .versionConflict(stream: stream, expected: expectedVersion, actual: actual))
+    }
+    return try row.decode("position", as: Int64.self)
+  }
+}
