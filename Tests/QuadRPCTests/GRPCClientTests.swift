@@ -160,7 +160,8 @@ struct GRPCClientTests {
     } catch let e as RPCError {
       #expect(e.code == .deadlineExceeded)
     }
-    #expect(ContinuousClock.now - start < .seconds(2))
+    // Well before the handler's 10 s (loosely: a loaded machine may resume this task late).
+    #expect(ContinuousClock.now - start < .seconds(8))
     // The handler's task sees the cancellation once it runs again (the pool may be busy).
     for _ in 0..<100 where !p.cancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
     #expect(p.cancelled.withLock { $0 })

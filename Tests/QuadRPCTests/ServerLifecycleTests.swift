@@ -35,10 +35,12 @@ struct ServerLifecycleTests {
     }
     try await Task.sleep(for: .milliseconds(100))
     let start = ContinuousClock.now
-    try await server.stop(grace: .seconds(5))
+    try await server.stop(grace: .seconds(30))
     let took = ContinuousClock.now - start
     _ = try await slow.value  // finished OK during the grace period
-    #expect(took < .seconds(4), "stop waited \(took)")
+    // Stop returns once the call in flight is done (0.6 s), not after the grace period; the
+    // bound is loose because a loaded CI machine may resume this task late.
+    #expect(took < .seconds(20), "stop waited \(took)")
     await #expect(throws: RPCError.self) { _ = try await Self.echo(client) }
     await client.close()
   }
