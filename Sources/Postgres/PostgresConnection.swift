@@ -73,6 +73,16 @@ package final class PostgresConnection: @unchecked Sendable {
     return PostgresConnection(connection: conn, threadPool: threadPool)
   }
 
+  /// Sets session parameters (`set_config(name, value, false)`) on the calling thread, the
+  /// connection's own.
+  func configureBlocking(_ settings: [(String, String)]) throws(PostgresError) {
+    for (name, value) in settings {
+      _ = try lock.withLock { () -> Result<PostgresRows, PostgresError> in
+        Result { () throws(PostgresError) in try run("SELECT set_config(\(name), \(value), false)", "pool.configure") }
+      }.get()
+    }
+  }
+
   /// Closes the connection on its own thread, without waiting.
   func closeSoon() {
     threadPool.submit { [self] _ in closeBlocking() }

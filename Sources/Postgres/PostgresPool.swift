@@ -16,6 +16,13 @@ internal import Synchronization
 package final class PostgresPool: Sendable {
   package let conninfo: String
   package let maximumConnections: Int
+  /// Session parameters set on every new connection.
+  package let sessionSettings: [(String, String)]
+
+  /// What every pool sets unless told otherwise: a transaction left idle is ended after a
+  /// minute, so one stuck writer cannot stall the event log's readers for ever (they wait for
+  /// every transaction that holds a position below their fence).
+  package static let defaultSessionSettings = [("idle_in_transaction_session_timeout", "60s")]
 
   private struct State {
     var machine: PoolStateMachine
@@ -26,9 +33,10 @@ package final class PostgresPool: Sendable {
 
   private let state: Mutex<State>
 
-  package init(conninfo: String, maximumConnections: Int = 10) {
+  package init(conninfo: String, maximumConnections: Int = 10, sessionSettings: [(String, String)] = defaultSessionSettings) {
     self.conninfo = conninfo
     self.maximumConnections = maximumConnections
+    self.sessionSettings = sessionSettings
     state = Mutex(State(machine: PoolStateMachine(maximumConnections: maximumConnections)))
   }
 
@@ -115,6 +123,12 @@ package final class PostgresPool: Sendable {
     thread.submit { [self] _ in
       do {
         let connection = try PostgresConnection.connectBlocking(conninfo, threadPool: thread)
+        do {
+          try connection.configureBlocking(sessionSettings)
+        } catch {
+          connection.closeBlocking()
+          throw error
+        }
         handOff(connection)
       } catch {
         thread.shutdownGracefully(queue: .global()) { _ in }

@@ -159,3 +159,34 @@ final class Shared: Sendable {
   let committed = Mutex<Set<Int64>>([])
   let done = Atomic<Bool>(false)
 }
+
+extension EventStoreTests {
+  @Test("A writer that stalls inside its transaction holds readers back only until idle_in_transaction_session_timeout ends it")
+  func stalledWriter() async throws {
+    let pg = try await TestPostgres.start()
+    let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: 4, sessionSettings: [("idle_in_transaction_session_timeout", "1s")])
+    let store = EventStore(pool: pool)
+    try await store.migrate()
+    try await store.transaction { tx in
+      try await tx.append(NewEvent(type: "t", payload: []), to: StreamID(type: "s", id: "ok"), expectedVersion: 0)
+    }
+    // Takes a position, then sits idle in its transaction.
+    let stuck = Task {
+      try await store.transaction { tx in
+        try await tx.append(NewEvent(type: "t", payload: []), to: StreamID(type: "s", id: "stuck"), expectedVersion: 0)
+        try await Task.sleep(for: .seconds(5))
+        _ = try await tx.connection.query("SELECT 1", named: "test.after-stall")
+      }
+    }
+    try await Task.sleep(for: .milliseconds(200))
+    let start = ContinuousClock.now
+    let (events, _) = try await store.readCommitted(after: 0, deadline: .now + .seconds(30))
+    let waited = ContinuousClock.now - start
+    #expect(events.map(\.stream.id) == ["ok"], "the stalled writer's event never appears")
+    // Without the timeout the fence would not settle before the 30 s deadline (deadline exceeded).
+    await #expect(throws: PostgresError.self) { try await stuck.value }
+    print("stalled writer: the reader waited \(waited) for idle_in_transaction_session_timeout (1 s)")
+    pool.shutdown()
+    await pg.stop()
+  }
+}
