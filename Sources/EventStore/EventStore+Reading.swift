@@ -58,3 +58,22 @@ extension EventStore {
     }
   }
 }
+
+extension EventStore {
+  /// One stream's committed events from version `fromVersion` on, in version order: an
+  /// aggregate's history (what `ReadStream` and rebuilding state read).
+  package func readStream(_ stream: StreamID, fromVersion: Int64 = 1, limit: Int = 1000) async throws -> [StoredEvent] {
+    try await pool.withConnection { db in
+      let rows = try await db.query("""
+        SELECT position, stream_version, event_type, payload, metadata FROM quad_events
+        WHERE stream_type = \(stream.type) AND stream_id = \(stream.id) AND stream_version >= \(fromVersion)
+        ORDER BY stream_version LIMIT \(Int64(limit))
+        """, named: "eventstore.readStream")
+      return try rows.map { r in
+        StoredEvent(
+          position: try r.decode("position"), stream: stream, version: try r.decode("stream_version"),
+          type: try r.decode("event_type"), payload: try r.decode("payload"), metadata: try r.decode("metadata"))
+      }
+    }
+  }
+}

@@ -71,6 +71,10 @@ struct EventStoreTests {
       let (events, _) = try await store.readCommitted(after: 0)
       #expect(events.map(\.version) == [1, 2])
       #expect(events.allSatisfy { $0.stream == stream && $0.type == e.type })
+      // The stream's history, by version, from any version on.
+      #expect(try await store.readStream(stream).map(\.version) == [1, 2])
+      #expect(try await store.readStream(stream, fromVersion: 2).map(\.position) == [events[1].position])
+      #expect(try await store.readStream(StreamID(type: "student", id: "nobody")).isEmpty)
     }
   }
 
