@@ -454,7 +454,7 @@ package struct DynamicCodec: Sendable {
         out.append(v)
         continue
       }
-      var r = PackedReader(run)
+      var r = WireReader(run)
       while !r.atEnd {
         switch f.type {
         case .fixed32, .sfixed32, .float: out.append(.fixed32(UInt32(try r.fixed(4))))
@@ -585,34 +585,5 @@ package struct DynamicCodec: Sendable {
       try writeFields(m, payload, &w, depth: depth + 1)
     }
     w.endObject()
-  }
-}
-
-/// Reads the bare values of a packed run.
-private struct PackedReader {
-  private var r: [UInt8]
-  private var i = 0
-  init(_ bytes: [UInt8]) { r = bytes }
-  var atEnd: Bool { i >= r.count }
-
-  mutating func varint() throws(DynamicMessageError) -> UInt64 {
-    var result: UInt64 = 0
-    var shift: UInt64 = 0
-    while true {
-      guard i < r.count, shift < 64 else { throw DynamicMessageError("malformed varint in a packed run") }
-      let b = r[i]
-      i += 1
-      result |= UInt64(b & 0x7F) << shift
-      if b < 0x80 { return result }
-      shift += 7
-    }
-  }
-
-  mutating func fixed(_ n: Int) throws(DynamicMessageError) -> UInt64 {
-    guard r.count - i >= n else { throw DynamicMessageError("truncated packed run") }
-    var v: UInt64 = 0
-    for k in 0..<n { v |= UInt64(r[i + k]) << UInt64(8 * k) }
-    i += n
-    return v
   }
 }

@@ -38,7 +38,11 @@ struct WireReader {
     }
   }
 
-  private mutating func fixed(_ n: Int) throws(DynamicMessageError) -> UInt64 {
+  /// Whether every byte has been read.
+  var atEnd: Bool { index >= end }
+
+  /// A little-endian fixed-width value of `n` bytes.
+  mutating func fixed(_ n: Int) throws(DynamicMessageError) -> UInt64 {
     guard end - index >= n else { throw fail("truncated fixed\(n * 8) value") }
     var v: UInt64 = 0
     for i in 0..<n { v |= UInt64(bytes[index + i]) << UInt64(8 * i) }

@@ -24,11 +24,7 @@ struct Quad: AsyncParsableCommand {
     do {
       command = try parseAsRoot(normalizeBooleanFlags(Array(CommandLine.arguments.dropFirst())))
     } catch {
-      if exitCode(for: error) == .validationFailure {
-        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-        Foundation.exit(2)
-      }
-      exit(withError: error)
+      exitForUsage(error, message: fullMessage(for: error))
     }
     do {
       if var command = command as? any AsyncParsableCommand {
@@ -37,12 +33,17 @@ struct Quad: AsyncParsableCommand {
         try command.run()
       }
     } catch {
-      if exitCode(for: error) == .validationFailure {
-        FileHandle.standardError.write(Data(("Error: " + message(for: error) + "\n").utf8))
-        Foundation.exit(2)
-      }
-      exit(withError: error)
+      exitForUsage(error, message: "Error: " + message(for: error))
     }
+  }
+
+  /// Exits 2 with `message` for a usage error; any other error exits as ArgumentParser decides.
+  private static func exitForUsage(_ error: any Error, message: String) -> Never {
+    if exitCode(for: error) == .validationFailure {
+      FileHandle.standardError.write(Data((message + "\n").utf8))
+      Foundation.exit(2)
+    }
+    exit(withError: error)
   }
 }
 
