@@ -106,6 +106,20 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // The relay: follows the log behind its fence and feeds every subscriber in the process.
+    .target(
+      name: "EventRelay",
+      dependencies: ["EventStore", "Postgres"],
+      swiftSettings: swiftSettings
+    ),
+
+    // quad.events.v1.Events: subscriptions, consumer groups, stream history over gRPC.
+    .target(
+      name: "EventsService",
+      dependencies: ["EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
@@ -253,6 +267,11 @@ let package = Package(
     .testTarget(
       name: "EventStoreTests",
       dependencies: ["EventStore", "Postgres", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EventsServiceTests",
+      dependencies: ["EventsService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

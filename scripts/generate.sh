@@ -38,6 +38,9 @@ gen Sources/QuadRPC/Generated "Visibility=Package,FileNaming=PathToUnderscores" 
 # grpc.reflection v1 and v1alpha (copied from grpc/grpc and grpc/grpc-proto).
 gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos \
   grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
+# quad.events.v1 (the event log over gRPC) and quad.v1's contract options.
+gen Sources/EventsService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
+  quad/v1/options.proto quad/events/v1/events.proto
 # grpc.testing (the official interop protos, kept at their upstream paths).
 gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
   src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto \

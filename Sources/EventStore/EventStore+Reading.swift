@@ -18,31 +18,89 @@ extension EventStore {
     try await pool.withConnection { db in
       let fence = try await Self.fence(db, deadline: deadline)
       guard fence > position else { return ([], position) }
-      let rows = try await db.query("""
-        SELECT position, stream_type, stream_id, stream_version, event_type, payload, metadata
-        FROM quad_events WHERE position > \(position) AND position <= \(fence)
-        ORDER BY position LIMIT \(Int64(limit))
-        """, named: "eventstore.read")
-      var events: [StoredEvent] = []
-      events.reserveCapacity(rows.count)
-      for r in rows {
-        events.append(StoredEvent(
-          position: try r.decode("position"), stream: StreamID(type: try r.decode("stream_type"), id: try r.decode("stream_id")),
-          version: try r.decode("stream_version"), type: try r.decode("event_type"),
-          payload: try r.decode("payload"), metadata: try r.decode("metadata")))
-      }
-      let through = events.count == limit ? events[events.count - 1].position : fence
-      return (events, through)
+      return try await Self.read(db, after: position, through: fence, limit: limit, filter: .all)
     }
+  }
+
+  /// Events in `(position, through]`, a range a fence has already settled (every event in it
+  /// has committed), that match `filter`, up to `limit`; and how far the read got (`through`
+  /// unless the page filled up).
+  package func read(
+    after position: Int64,
+    through: Int64,
+    limit: Int = 1000,
+    filter: EventFilter = .all
+  ) async throws -> (events: [StoredEvent], through: Int64) {
+    guard through > position else { return ([], position) }
+    return try await pool.withConnection { db in
+      try await Self.read(db, after: position, through: through, limit: limit, filter: filter)
+    }
+  }
+
+  /// Reads a page of at most `limit` events and about `byteBudget` bytes (always at least one
+  /// event), so a subscriber's page stays small whatever the payloads.
+  static func read(
+    _ db: PostgresConnection, after position: Int64, through: Int64, limit: Int, filter: EventFilter,
+    byteBudget: Int64 = 4 * 1024 * 1024
+  ) async throws -> (events: [StoredEvent], through: Int64) {
+    let types = PostgresTextArray(filter.eventTypes.sorted()), streams = PostgresTextArray(filter.streamTypes.sorted())
+    // The running size is computed over the ordered rows as they stream (the window stops
+    // with the LIMIT); the outer filter cuts the page where it passes the budget.
+    let rows = try await db.query("""
+      SELECT * FROM (
+        SELECT \(literal: columns),
+          sum(octet_length(payload) + octet_length(metadata)) OVER (ORDER BY position) AS running,
+          octet_length(payload) + octet_length(metadata) AS size
+        FROM quad_events WHERE position > \(position) AND position <= \(through)
+          AND (cardinality(\(types)::text[]) = 0 OR event_type = ANY(\(types)::text[]))
+          AND (cardinality(\(streams)::text[]) = 0 OR stream_type = ANY(\(streams)::text[]))
+        ORDER BY position LIMIT \(Int64(limit))
+      ) page WHERE running - size < \(byteBudget) ORDER BY position
+      """, named: "eventstore.read")
+    let events = try rows.map(Self.event)
+    // A full page, or one cut by the budget (its last row's running total reached it), ends
+    // at its last event; otherwise the whole range was read.
+    let cut = try rows.last.map { try $0.decode("running", as: Int64.self) >= byteBudget } ?? false
+    let reached = events.count == limit || cut ? events[events.count - 1].position : through
+    return (events, reached)
+  }
+
+  /// The columns ``event(_:)`` decodes.
+  static let columns: StaticString = """
+    position, stream_type, stream_id, stream_version, event_type, payload, metadata,
+    (extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_us
+    """
+
+  static func event(_ r: PostgresRow) throws -> StoredEvent {
+    StoredEvent(
+      position: try r.decode("position"), stream: StreamID(type: try r.decode("stream_type"), id: try r.decode("stream_id")),
+      version: try r.decode("stream_version"), type: try r.decode("event_type"),
+      payload: try r.decode("payload"), metadata: try r.decode("metadata"), recordedAtMicroseconds: try r.decode("recorded_us"))
+  }
+
+  /// The highest position handed out so far (committed or not): a cursor beyond it is from
+  /// the future (or from another log).
+  package func head() async throws -> Int64 {
+    try await pool.withConnection { db in try await Self.lastPosition(db) }
+  }
+
+  static func lastPosition(_ db: PostgresConnection) async throws -> Int64 {
+    try await db.query(
+      "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s FROM quad_event_position", named: "eventstore.head"
+    )[0].decode("s", as: Int64.self)
+  }
+
+  /// The highest position below which the log is final, waiting (up to `deadline`) for the
+  /// writers below it to finish.
+  package func fence(deadline: ContinuousClock.Instant? = nil) async throws -> Int64 {
+    try await pool.withConnection { db in try await Self.fence(db, deadline: deadline) }
   }
 
   /// The highest position below which the log is final: S, the sequence's last value read
   /// first; then R, a transaction id taken after it; once every transaction up to R has
   /// finished, every writer that took a position up to S (its xid is below R) is done.
   static func fence(_ db: PostgresConnection, deadline: ContinuousClock.Instant?) async throws -> Int64 {
-    let s = try await db.query(
-      "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s FROM quad_event_position", named: "eventstore.fence.sequence")
-    let last = try s[0].decode("s", as: Int64.self)
+    let last = try await lastPosition(db)
     guard last > 0 else { return 0 }
     let r = try await db.query("SELECT pg_current_xact_id()::text::int8 AS r", named: "eventstore.fence.xid")
     let mine = try r[0].decode("r", as: Int64.self)
@@ -61,19 +119,19 @@ extension EventStore {
 
 extension EventStore {
   /// One stream's committed events from version `fromVersion` on, in version order: an
-  /// aggregate's history (what `ReadStream` and rebuilding state read).
-  package func readStream(_ stream: StreamID, fromVersion: Int64 = 1, limit: Int = 1000) async throws -> [StoredEvent] {
+  /// aggregate's history (what `ReadStream` and rebuilding state read). With
+  /// `recordedUpToMicroseconds`, only what had been recorded by then: the stream as it was.
+  package func readStream(
+    _ stream: StreamID, fromVersion: Int64 = 1, limit: Int = 1000, recordedUpToMicroseconds: Int64? = nil
+  ) async throws -> [StoredEvent] {
     try await pool.withConnection { db in
       let rows = try await db.query("""
-        SELECT position, stream_version, event_type, payload, metadata FROM quad_events
+        SELECT \(literal: Self.columns) FROM quad_events
         WHERE stream_type = \(stream.type) AND stream_id = \(stream.id) AND stream_version >= \(fromVersion)
+          AND (\(recordedUpToMicroseconds)::int8 IS NULL OR recorded_at <= to_timestamp(\(recordedUpToMicroseconds)::int8 / 1000000.0))
         ORDER BY stream_version LIMIT \(Int64(limit))
         """, named: "eventstore.readStream")
-      return try rows.map { r in
-        StoredEvent(
-          position: try r.decode("position"), stream: stream, version: try r.decode("stream_version"),
-          type: try r.decode("event_type"), payload: try r.decode("payload"), metadata: try r.decode("metadata"))
-      }
+      return try rows.map(Self.event)
     }
   }
 }

@@ -1,3 +1,4 @@
+internal import Synchronization
 package import Postgres
 
 /// Where an event belongs: an aggregate's type and id (`student`, `s-1042`).
@@ -34,6 +35,27 @@ package struct StoredEvent: Sendable, Hashable {
   package let type: String
   package let payload: [UInt8]
   package let metadata: [UInt8]
+  /// When the write appended it, in microseconds since 1970 (`clock_timestamp()`).
+  package let recordedAtMicroseconds: Int64
+}
+
+/// Which events a reader wants: empty lists match everything.
+package struct EventFilter: Sendable, Hashable {
+  package var eventTypes: Set<String>
+  package var streamTypes: Set<String>
+
+  package init(eventTypes: Set<String> = [], streamTypes: Set<String> = []) {
+    self.eventTypes = eventTypes
+    self.streamTypes = streamTypes
+  }
+
+  package static let all = EventFilter()
+
+  package var matchesAll: Bool { eventTypes.isEmpty && streamTypes.isEmpty }
+
+  package func matches(_ event: StoredEvent) -> Bool {
+    (eventTypes.isEmpty || eventTypes.contains(event.type)) && (streamTypes.isEmpty || streamTypes.contains(event.stream.type))
+  }
 }
 
 /// Why the event store refused a write; a service maps it to a gRPC status (a version conflict
@@ -42,6 +64,8 @@ package struct EventStoreError: Error, CustomStringConvertible, Sendable {
   package enum Kind: Sendable, Hashable {
     /// The stream is not at the version the writer expected (another write came first).
     case versionConflict(stream: StreamID, expected: Int64, actual: Int64)
+    /// The event's payload and metadata are larger than one event may be.
+    case tooLarge(bytes: Int, limit: Int)
   }
 
   package let kind: Kind
@@ -50,6 +74,8 @@ package struct EventStoreError: Error, CustomStringConvertible, Sendable {
     switch kind {
     case .versionConflict(let stream, let expected, let actual):
       return "stream \(stream) is at version \(actual), not the expected \(expected)"
+    case .tooLarge(let bytes, let limit):
+      return "the event is \(bytes) bytes, more than the \(limit) an event may be"
     }
   }
 }
@@ -65,6 +91,13 @@ package struct EventStoreError: Error, CustomStringConvertible, Sendable {
 /// ```
 package struct EventStore: Sendable {
   package let pool: PostgresPool
+  /// Told after every transaction that appended an event commits (the relay listens, so
+  /// subscribers in this process see a write at once).
+  package let commits = CommitSignal()
+
+  /// The largest payload plus metadata one event may carry: an envelope must fit in a gRPC
+  /// message under the 4 MiB every client accepts by default.
+  package static let maximumEventBytes = 4 * 1024 * 1024 - 64 * 1024
 
   package init(pool: PostgresPool) { self.pool = pool }
 
@@ -83,9 +116,12 @@ package struct EventStore: Sendable {
   /// Runs `body` in one transaction: every event it appends commits with its state changes, or
   /// none does.
   package func transaction<R: Sendable>(_ body: (EventTransaction) async throws -> R) async throws -> R {
-    try await pool.withConnection { db in
-      try await db.transaction { tx in try await body(EventTransaction(connection: tx)) }
+    let appended = AppendCount()
+    let result = try await pool.withConnection { db in
+      try await db.transaction { tx in try await body(EventTransaction(connection: tx, appended: appended)) }
     }
+    if appended.value > 0 { commits.signal() }
+    return result
   }
 }
 
@@ -94,6 +130,7 @@ package struct EventStore: Sendable {
 package struct EventTransaction: Sendable {
   /// For the write's state changes, in the same transaction.
   package let connection: PostgresConnection
+  let appended: AppendCount
 
   /// Appends `event` as version `expectedVersion + 1` of `stream`, in one round trip.
   ///
@@ -103,6 +140,9 @@ package struct EventTransaction: Sendable {
   ///   transaction is then rolled back by ``EventStore/transaction(_:)``).
   @discardableResult
   package func append(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64) async throws -> Int64 {
+    guard event.payload.count + event.metadata.count <= EventStore.maximumEventBytes else {
+      throw EventStoreError(kind: .tooLarge(bytes: event.payload.count + event.metadata.count, limit: EventStore.maximumEventBytes))
+    }
     let next = expectedVersion + 1
     let rows: PostgresRows
     do {
@@ -122,6 +162,28 @@ package struct EventTransaction: Sendable {
         named: "eventstore.version")[0].decode("v", as: Int64.self)
       throw EventStoreError(kind: .versionConflict(stream: stream, expected: expectedVersion, actual: actual))
     }
+    appended.increment()
     return try row.decode("position", as: Int64.self)
+  }
+}
+
+/// How many events a transaction appended (so only writes that appended wake the relay).
+final class AppendCount: Sendable {
+  private let count = Atomic<Int>(0)
+  func increment() { count.add(1, ordering: .relaxed) }
+  var value: Int { count.load(ordering: .relaxed) }
+}
+
+/// Tells observers that a write with events committed; cheap enough to call on every commit.
+package final class CommitSignal: Sendable {
+  private let observers = Mutex<[@Sendable () -> Void]>([])
+
+  /// Calls `observer` after every commit from now on.
+  package func observe(_ observer: @escaping @Sendable () -> Void) {
+    observers.withLock { $0.append(observer) }
+  }
+
+  func signal() {
+    for o in observers.withLock({ $0 }) { o() }
   }
 }

@@ -28,5 +28,34 @@ enum EventStoreSchema {
       );
       INSERT INTO quad_event_log (identity) VALUES (gen_random_uuid()::text);
       """),
+    Migration(version: 1002, name: "eventstore.consumers", sql: """
+      -- Durable consumer groups: a checkpoint, and a lease so one reader at a time holds it.
+      CREATE TABLE quad_consumer_groups (
+        group_name text PRIMARY KEY,
+        checkpoint bigint NOT NULL DEFAULT 0 CHECK (checkpoint >= 0),
+        lease_holder text,
+        lease_expires timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+      );
+      -- Write RPCs already answered, by (caller, method, key): a retry gets the same answer.
+      CREATE TABLE quad_idempotency (
+        caller text NOT NULL,
+        method text NOT NULL,
+        key text NOT NULL,
+        request_hash bytea NOT NULL,
+        response bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (caller, method, key)
+      );
+      CREATE INDEX quad_idempotency_created ON quad_idempotency (created_at);
+      -- An aggregate's state every N events, so a long history loads from the newest snapshot.
+      CREATE TABLE quad_snapshots (
+        stream_type text NOT NULL,
+        stream_id text NOT NULL,
+        stream_version bigint NOT NULL,
+        state bytea NOT NULL,
+        PRIMARY KEY (stream_type, stream_id)
+      );
+      """),
   ]
 }

@@ -170,6 +170,17 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
+  /// Runs `body` with the libpq connection on the connection's own thread, under its lock (for
+  /// the calls this module makes outside `PQexecParams`).
+  func withConnectionBlocking<R: Sendable>(_ body: @escaping @Sendable (OpaquePointer) throws(PostgresError) -> R) async throws -> R {
+    try await threadPool.runIfActive { [self] in
+      try lock.withLock { () throws -> R in
+        guard !closed else { throw PostgresError(.connectionLost, "the connection is closed") }
+        return try body(connection)
+      }
+    }
+  }
+
   /// Asks the server to stop the statement running now (safe from any thread).
   package func cancel() {
     guard let cancelHandle else { return }

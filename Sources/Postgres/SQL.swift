@@ -31,6 +31,12 @@ package struct SQL: Sendable, ExpressibleByStringInterpolation {
       text += "$\(binds.count)"
     }
 
+    /// Splices a fragment of SQL written in the source (a column list shared by statements):
+    /// a `StaticString`, so never text built at run time.
+    package mutating func appendInterpolation(literal fragment: StaticString) {
+      text += fragment.description
+    }
+
     /// Binds an optional value (`NULL` when `nil`).
     package mutating func appendInterpolation(_ value: (some PostgresEncodable)?) {
       binds.append(value?.postgresBind ?? .null)
@@ -113,4 +119,27 @@ package enum PostgresOID {
   package static let float4: UInt32 = 700
   package static let float8: UInt32 = 701
   package static let varchar: UInt32 = 1043
+  package static let textArray: UInt32 = 1009
+}
+
+/// A list of strings bound as one `text[]` parameter (`event_type = ANY(\(PostgresTextArray(types)))`).
+package struct PostgresTextArray: PostgresEncodable, Sendable {
+  package let values: [String]
+
+  package init(_ values: [String]) { self.values = values }
+
+  package var postgresBind: PostgresBind {
+    // The array's text form: every element quoted, `"` and `\` escaped.
+    var literal = "{"
+    for (i, v) in values.enumerated() {
+      if i > 0 { literal += "," }
+      literal += "\""
+      for c in v.unicodeScalars {
+        if c == "\"" || c == "\\" { literal += "\\" }
+        literal.unicodeScalars.append(c)
+      }
+      literal += "\""
+    }
+    return .text(literal + "}", oid: PostgresOID.textArray)
+  }
 }

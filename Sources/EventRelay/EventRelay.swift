@@ -1,0 +1,277 @@
+package import EventStore
+package import Postgres
+internal import Synchronization
+
+/// Streams the log's committed events to every subscriber in this process: one reader follows
+/// the log behind its gap-safe fence and keeps the newest events in an ``EventTail``, which all
+/// subscribers that keep up read; those that fall behind read the table instead, so a slow one
+/// costs no memory here and slows nobody else.
+///
+/// It wakes at once when a write in this process commits, on `NOTIFY` from other instances (and
+/// sends at most one NOTIFY per ``Settings/notifyInterval`` for the writes of this one, never one
+/// per transaction), and every ``Settings/pollInterval`` regardless, which alone keeps it
+/// correct. Lost connections are retried with backoff. ``run()`` is the relay's life: the task
+/// that runs it owns it, and cancelling that task stops it.
+package final class EventRelay: Sendable {
+  /// How the relay reads and wakes.
+  package struct Settings: Sendable {
+    /// How often the relay reads the log even when nothing woke it.
+    package var pollInterval: Duration = .milliseconds(100)
+    /// At most this many events per read of the log.
+    package var batchSize = 1000
+    /// The tail's size, in events and in payload bytes.
+    package var tailCapacity = 16_384
+    package var tailByteCapacity = 64 * 1024 * 1024
+    /// The channel instances wake each other on (`nil`: no LISTEN/NOTIFY, polling only).
+    package var notifyChannel: String? = "quad_events"
+    /// At most one NOTIFY per this interval for this instance's writes.
+    package var notifyInterval: Duration = .milliseconds(5)
+    /// A fence that has not settled for this long counts as a stall (see ``Stats``).
+    package var stallThreshold: Duration = .seconds(1)
+
+    package init() {}
+  }
+
+  /// What the relay is doing, for metrics and health.
+  package struct Stats: Sendable, Hashable {
+    /// Everything up to here has been read and published.
+    package var through: Int64 = 0
+    /// Batches read and events published since start.
+    package var batches = 0
+    package var events = 0
+    /// NOTIFYs sent and received.
+    package var notifiesSent = 0
+    package var notifiesReceived = 0
+    /// When the fence stopped settling (an open transaction holds a position below it), and
+    /// how many stalls there were.
+    package var stalledSince: ContinuousClock.Instant?
+    package var stalls = 0
+    /// The last database error the reader or listener met (it retries).
+    package var lastError: String?
+    /// Subscribers waiting for new events now.
+    package var waiting = 0
+  }
+
+  package let store: EventStore
+  package let settings: Settings
+  private let state: Mutex<State>
+  private let readerBell = Doorbell()
+  private let notifierBell = Doorbell()
+
+  private struct State {
+    var tail: EventTail
+    var stats = Stats()
+    var waiters: [Int: (after: Int64, continuation: CheckedContinuation<Void, Never>)] = [:]
+    var nextWaiter = 0
+
+    /// Takes the waiters that wait for something at or below `position`.
+    mutating func wake(below position: Int64) -> [CheckedContinuation<Void, Never>] {
+      var woken: [CheckedContinuation<Void, Never>] = []
+      for (id, w) in waiters where w.after < position {
+        woken.append(w.continuation)
+        waiters[id] = nil
+      }
+      return woken
+    }
+  }
+
+  package init(store: EventStore, settings: Settings = Settings()) {
+    self.store = store
+    self.settings = settings
+    state = Mutex(State(tail: EventTail(through: 0, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)))
+    store.commits.observe { [readerBell, notifierBell] in
+      readerBell.ring()
+      notifierBell.ring()
+    }
+  }
+
+  /// Everything up to here has committed and been published.
+  package var through: Int64 { state.withLock { $0.tail.through } }
+
+  package var stats: Stats {
+    state.withLock { s in
+      var stats = s.stats
+      stats.through = s.tail.through
+      stats.waiting = s.waiters.count
+      return stats
+    }
+  }
+
+  /// Reads the log until the calling task is cancelled. Starts at the log's current fence:
+  /// older events are read from the table by the subscribers that want them.
+  package func run() async throws {
+    let start = try await store.fence()
+    let early = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+      s.tail = EventTail(through: start, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)
+      return s.wake(below: start)
+    }
+    for w in early { w.resume() }
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await self.readLoop() }
+      if let channel = settings.notifyChannel {
+        group.addTask { await self.listenLoop(channel: channel) }
+        group.addTask { await self.notifyLoop(channel: channel) }
+      }
+      await group.waitForAll()
+    }
+    // Subscribers waiting on a relay that stopped are let go (their tasks are being cancelled).
+    let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+      defer { s.waiters = [:] }
+      return s.waiters.values.map(\.continuation)
+    }
+    for w in waiters { w.resume() }
+  }
+
+  /// Returns once something after `position` has been published (or at once if it has), or
+  /// when the task is cancelled.
+  package func waitForEvents(after position: Int64) async {
+    let id = state.withLock { s -> Int in
+      s.nextWaiter += 1
+      return s.nextWaiter
+    }
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        let now = state.withLock { s -> Bool in
+          if s.tail.through > position || Task.isCancelled { return true }
+          s.waiters[id] = (position, c)
+          return false
+        }
+        if now { c.resume() }
+      }
+    } onCancel: {
+      state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+    }
+  }
+
+  /// The next events after `position` that match `filter`: from the tail when it still holds
+  /// them, otherwise from the table (up to what the relay has published, which is committed).
+  /// Empty with `through > position` when everything in between was filtered out; empty with
+  /// `through == position` when caught up.
+  package func next(after position: Int64, filter: EventFilter, limit: Int = 256) async throws -> (events: [StoredEvent], through: Int64) {
+    let lookup = state.withLock { $0.tail.lookup(after: position, filter: filter, limit: limit) }
+    switch lookup {
+    case .caughtUp:
+      return ([], position)
+    case .events(let events, let through):
+      return (events, through)
+    case .behind(let through):
+      return try await store.read(after: position, through: through, limit: min(limit * 2, 1000), filter: filter)
+    }
+  }
+
+  // MARK: Loops
+
+  private func readLoop() async {
+    var backoff = Duration.milliseconds(50)
+    while !Task.isCancelled {
+      do {
+        try await readAvailable()
+        backoff = .milliseconds(50)
+        await readerBell.wait(timeout: settings.pollInterval)
+      } catch {
+        if Task.isCancelled { return }
+        record(error: error)
+        try? await Task.sleep(for: backoff)
+        backoff = min(backoff * 2, .seconds(2))
+      }
+    }
+  }
+
+  /// Reads and publishes batches until the log has nothing more behind the fence.
+  private func readAvailable() async throws {
+    while !Task.isCancelled {
+      let after = through
+      let result: (events: [StoredEvent], through: Int64)
+      do {
+        result = try await store.readCommitted(after: after, limit: settings.batchSize, deadline: .now + settings.stallThreshold)
+      } catch let e as PostgresError where e.code == .deadlineExceeded {
+        // An open transaction holds a position below the fence: report it, keep waiting.
+        state.withLock { s in
+          if s.stats.stalledSince == nil {
+            s.stats.stalledSince = .now - settings.stallThreshold
+            s.stats.stalls += 1
+          }
+        }
+        continue
+      }
+      publish(result.events, through: result.through)
+      if result.events.count < settings.batchSize { return }
+    }
+  }
+
+  private func publish(_ events: [StoredEvent], through reached: Int64) {
+    let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+      s.stats.stalledSince = nil
+      guard reached > s.tail.through else { return [] }
+      s.tail.append(events, through: reached)
+      s.stats.batches += 1
+      s.stats.events += events.count
+      return s.wake(below: reached)
+    }
+    for w in woken { w.resume() }
+  }
+
+  private func record(error: any Error) {
+    state.withLock { $0.stats.lastError = "\(error)" }
+  }
+
+  /// Wakes the reader on NOTIFYs from other instances, over a connection of its own.
+  private func listenLoop(channel: String) async {
+    var backoff = Duration.milliseconds(50)
+    while !Task.isCancelled {
+      do {
+        let connection = try await PostgresConnection.connect(store.pool.conninfo)
+        do {
+          _ = try await connection.query("SELECT set_config('application_name', 'quad relay listener', false)", named: "relay.name")
+          try await connection.execute(script: "LISTEN \(Self.quoted(channel))", named: "relay.listen")
+          backoff = .milliseconds(50)
+          // Anything committed while the listener was away is read now.
+          readerBell.ring()
+          while !Task.isCancelled {
+            let received = try await connection.notifications(waitingUpTo: .milliseconds(250))
+            if !received.isEmpty {
+              state.withLock { $0.stats.notifiesReceived += received.count }
+              readerBell.ring()
+            }
+          }
+        } catch {
+          await connection.close()
+          throw error
+        }
+        await connection.close()
+      } catch {
+        if Task.isCancelled { return }
+        record(error: error)
+        try? await Task.sleep(for: backoff)
+        backoff = min(backoff * 2, .seconds(2))
+      }
+    }
+  }
+
+  /// Sends one NOTIFY for however many of this instance's writes committed since the last.
+  private func notifyLoop(channel: String) async {
+    while !Task.isCancelled {
+      await notifierBell.wait(timeout: .seconds(3600))
+      if Task.isCancelled { return }
+      do {
+        try await store.pool.withConnection { db in
+          _ = try await db.query("SELECT pg_notify(\(channel), '')", named: "relay.notify")
+        }
+        state.withLock { $0.stats.notifiesSent += 1 }
+      } catch {
+        record(error: error)
+      }
+      try? await Task.sleep(for: settings.notifyInterval)
+    }
+  }
+
+  /// `name` as a quoted SQL identifier (LISTEN takes no bind parameters).
+  static func quoted(_ name: String) -> String {
+    var quoted = "\""
+    for c in name where c != "\u{0}" {
+      quoted.append(c)
+      if c == "\"" { quoted.append(c) }
+    }
+    return quoted + "\""
+  }
+}
