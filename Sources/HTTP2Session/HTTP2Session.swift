@@ -6,8 +6,10 @@ internal import CNGHTTP2
 /// socket go in through ``receive(_:)``, which returns what happened as ``HTTP2Event``s; frames to
 /// send come out of ``outbound()``. Callbacks only record events; nothing re-enters the caller.
 ///
-/// Inbound flow control is manual: received DATA counts against the windows until the reader
-/// calls ``consume(streamID:count:)``, so a handler that does not read stops its peer.
+/// Inbound flow control is manual per stream: received DATA counts against its stream's window
+/// until the reader calls ``consume(streamID:count:)``, so a handler that does not read stops its
+/// peer on that stream. The connection's window is given back as DATA arrives (what is held is
+/// bounded by the stream windows), so one stalled stream never starves the others.
 ///
 /// - Important: not thread-safe; one event loop (or one task) drives a session.
 package final class HTTP2Session {
@@ -20,6 +22,9 @@ package final class HTTP2Session {
     package var maxConcurrentStreams: UInt32 = 100
     /// SETTINGS_INITIAL_WINDOW_SIZE for each stream (default 65,535).
     package var initialWindowSize: UInt32 = 65_535
+    /// The connection's receive window (default 1 MiB): how much the peer may have in flight
+    /// across all streams.
+    package var connectionWindowSize: Int32 = 1 << 20
     /// SETTINGS_MAX_HEADER_LIST_SIZE (default 16 KiB); larger header blocks reset the stream.
     package var maxHeaderListSize: UInt32 = 16_384
     /// SETTINGS frames accepted per connection before it is closed (nghttp2's own bound).
@@ -118,6 +123,11 @@ package final class HTTP2Session {
       nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: configuration.maxHeaderListSize),
     ]
     try Self.check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count), "nghttp2_submit_settings")
+    if configuration.connectionWindowSize > 65_535 {
+      try Self.check(
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, configuration.connectionWindowSize),
+        "nghttp2_session_set_local_window_size")
+    }
   }
 
   deinit {
@@ -252,11 +262,12 @@ package final class HTTP2Session {
   /// Bytes queued on a stream that nghttp2 has not yet taken (flow control may hold them back).
   package func pendingOutbound(streamID: Int32) -> Int { outboundStreams[streamID]?.pending ?? 0 }
 
-  /// Gives `count` received DATA bytes back to the stream and connection windows (WINDOW_UPDATE).
+  /// Gives `count` received DATA bytes back to the stream's window (WINDOW_UPDATE); the
+  /// connection's window was given back when they arrived.
   package func consume(streamID: Int32, count: Int) throws(HTTP2SessionError) {
-    let rv = nghttp2_session_consume(session, streamID, count)
+    let rv = nghttp2_session_consume_stream(session, streamID, count)
     if rv != 0 && rv != NGHTTP2_ERR_INVALID_ARGUMENT.rawValue {
-      throw HTTP2SessionError(libraryCode: rv, operation: "nghttp2_session_consume")
+      throw HTTP2SessionError(libraryCode: rv, operation: "nghttp2_session_consume_stream")
     }
   }
 
@@ -390,6 +401,8 @@ package final class HTTP2Session {
   }
 
   fileprivate func dataReceived(streamID: Int32, bytes: UnsafeBufferPointer<UInt8>) {
+    // The connection window comes back at once; the stream's waits for its reader.
+    _ = nghttp2_session_consume_connection(session, bytes.count)
     events.append(.data(streamID: streamID, bytes: Array(bytes)))
   }
 

@@ -383,4 +383,39 @@ struct RequestBackPressureTests {
     await client.close()
     try await server.stop()
   }
+
+  @Test("A stream the client does not read holds back only itself: other calls on the connection go on")
+  func stalledStreamDoesNotStarveConnection() async throws {
+    let s = try await GRPCServer.start(router: BenchService.router(), host: "127.0.0.1", port: 0)
+    let client = try GRPCClient(target: "127.0.0.1:\(s.port)")
+    var request = Bench_V1_StreamReq()
+    request.count = 100_000
+    request.payloadSize = 1000
+    try await client.serverStreaming(
+      "/bench.v1.Bench/Stream", request: request, responseType: Bench_V1_Resp.self, options: CallOptions(timeout: .seconds(60))
+    ) { stream in
+      var it = stream.makeAsyncIterator()
+      _ = try await it.next()
+      // The stream is not read on while its window fills; unary calls and a second stream still
+      // get through on the same connection (its window is not the stalled stream's to hold).
+      try await Task.sleep(for: .milliseconds(300))
+      for i in 0..<20 {
+        let r = try await GRPCClientTests.call(client, payload: [UInt8](repeating: UInt8(i), count: 20_000), options: CallOptions(timeout: .seconds(10)))
+        #expect(r.payload.count == 20_000)
+      }
+      var small = Bench_V1_StreamReq()
+      small.count = 200
+      small.payloadSize = 1000
+      let n = try await client.serverStreaming(
+        "/bench.v1.Bench/Stream", request: small, responseType: Bench_V1_Resp.self, options: CallOptions(timeout: .seconds(10))
+      ) { second in
+        var count = 0
+        for try await _ in second { count += 1 }
+        return count
+      }
+      #expect(n == 200)
+    }
+    await client.close()
+    try await s.stop()
+  }
 }
