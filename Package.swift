@@ -22,6 +22,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
     // C libraries: one system-library target each (used by the next issues).
@@ -106,6 +108,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // The PostgreSQL cluster `quad serve` runs when given no database URL.
+    .target(
+      name: "EmbeddedPostgres",
+      dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
+      swiftSettings: swiftSettings
+    ),
+
     // The relay: follows the log behind its fence and feeds every subscriber in the process.
     .target(
       name: "EventRelay",
@@ -161,7 +170,11 @@ let package = Package(
       name: "quad",
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
+        "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "Postgres",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -256,7 +269,10 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadCommandTests",
-      dependencies: ["InteropService", "HealthService", "ReflectionService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      dependencies: [
+        "InteropService", "HealthService", "ReflectionService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport",
+        "EventsService", "EventStore", "Postgres",
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(
@@ -272,6 +288,11 @@ let package = Package(
     .testTarget(
       name: "EventsServiceTests",
       dependencies: ["EventsService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EmbeddedPostgresTests",
+      dependencies: ["EmbeddedPostgres", "Postgres"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

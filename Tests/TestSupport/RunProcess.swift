@@ -1,5 +1,6 @@
 internal import Dispatch
 public import Foundation
+internal import Glibc
 
 /// The repository's root (for scripts and protos the tests use).
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
@@ -82,6 +83,20 @@ public final class BackgroundProcess: @unchecked Sendable {
       }
     }
   }
+
+  /// Sends `signal` (SIGKILL: a crash) and waits for it to exit.
+  public func kill(signal: Int32) async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      Thread.detachNewThread {
+        _ = Glibc.kill(self.process.processIdentifier, signal)
+        self.process.waitUntilExit()
+        c.resume()
+      }
+    }
+  }
+
+  /// How it ended: its exit status (or the signal that ended it).
+  public var terminationStatus: Int32 { process.terminationStatus }
 
   /// Closes its input and waits for it to exit.
   public func stop() async {

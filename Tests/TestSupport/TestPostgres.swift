@@ -40,6 +40,19 @@ public final class TestPostgres: Sendable {
     return TestPostgres(directory: dir)
   }
 
+  /// Restarts the server (fast: sessions are cut, as when PostgreSQL restarts under a running
+  /// service).
+  public func restart() async throws {
+    let script = """
+      \(Self.findBin)
+      AS=""; [ "$(id -u)" = 0 ] && AS="runuser -u quadtest --"
+      $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(directory)/data' -l '\(directory)/server.log' -m fast -w -t 60 restart </dev/null >/dev/null 2>&1 \
+        || { cat '\(directory)/server.log'; exit 1; }
+      """
+    let (status, output) = await Self.runShell(script)
+    guard status == 0 else { throw Failure(output: output) }
+  }
+
   /// Stops the server and removes the folder.
   public func stop() async {
     let script = """

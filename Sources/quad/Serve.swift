@@ -1,0 +1,125 @@
+internal import ArgumentParser
+internal import EmbeddedPostgres
+internal import EventRelay
+internal import EventStore
+internal import EventsService
+internal import Foundation
+internal import HealthService
+internal import Logging
+internal import Postgres
+internal import QuadRPC
+internal import ServiceLifecycle
+internal import UnixSignals
+
+/// `quad serve`: the main job. The event log and its services on one port, on the PostgreSQL
+/// named by `--database-url` (or `QUAD_DATABASE_URL`), or on a private cluster in `--data-dir`.
+/// SIGTERM and SIGINT drain calls in flight, then stop the relay and the cluster.
+struct ServeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
+    abstract: "Serve Quad: the event log (quad.events.v1.Events), health and reflection, on PostgreSQL."
+  )
+
+  @Option(help: "The TCP port to listen on (all local addresses; 0 picks a free one).")
+  var port: Int = 50051
+
+  @Option(name: .customLong("database-url"), help: "PostgreSQL to use (libpq URL or key=value string; default: $QUAD_DATABASE_URL, else a private cluster in --data-dir).")
+  var databaseURL: String?
+
+  @Option(name: .customLong("data-dir"), help: "Where the private PostgreSQL cluster lives when no database URL is given.")
+  var dataDirectory = ".quad"
+
+  @Option(name: .customLong("pool-size"), help: "PostgreSQL connections at most.")
+  var poolSize = 16
+
+  func validate() throws {
+    guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+    guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
+    guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+  }
+
+  func run() async throws {
+    // Logs go to standard error; standard output carries the one ready line scripts wait for.
+    LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    var logger = Logger(label: "quad.serve")
+    logger.logLevel = .info
+    let url = databaseURL ?? ProcessInfo.processInfo.environment["QUAD_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    var embedded: EmbeddedPostgres?
+    let conninfo: String
+    if let url {
+      conninfo = url
+    } else {
+      do {
+        let pg = try await EmbeddedPostgres.start(dataDirectory: dataDirectory)
+        for note in pg.notes { logger.notice("\(note)") }
+        logger.info("PostgreSQL cluster \(pg.clusterDirectory) is up (socket in \(pg.socketDirectory))")
+        embedded = pg
+        conninfo = pg.conninfo
+      } catch let e as EmbeddedPostgres.Failure {
+        throw ServeFailure(message: "quad serve: \(e.description)")
+      }
+    }
+    let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
+    let store = EventStore(pool: pool)
+    do {
+      try await store.migrate()
+    } catch {
+      pool.shutdown()
+      try? await embedded?.stop()
+      throw ServeFailure(message: "quad serve: the database at \(url == nil ? "the private cluster" : "--database-url") is not usable: \(error)")
+    }
+    let relay = EventRelay(store: store)
+    let events = EventsService(relay: relay)
+    var router = Router()
+    events.register(in: &router)
+    let health = HealthService()
+    health.setStatus(.serving, for: Quad_Events_V1_Events.serviceName)
+    let server = try await GRPCServer.start(
+      router: withStandardServices(router, files: EventsService.protoFiles, health: health), host: "0.0.0.0", port: port)
+    FileHandle.standardOutput.write(Data("quad serve: serving quad.events.v1.Events on 0.0.0.0:\(server.port)\n".utf8))
+
+    let group = ServiceGroup(
+      configuration: ServiceGroupConfiguration(
+        services: [
+          .init(service: RelayService(relay: relay), serviceName: "relay"),
+          .init(service: GRPCServerService(server: server, health: health), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "grpc"),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    var outcome: Result<Void, any Error> = .success(())
+    do { try await group.run() } catch { outcome = .failure(error) }
+    pool.shutdown()
+    if let embedded {
+      do { try await embedded.stop() } catch { logger.error("\(error)") }
+    }
+    try outcome.get()
+  }
+}
+
+/// A start-up failure quad reports in one line and exits 1 for.
+struct ServeFailure: Error, CustomStringConvertible {
+  let message: String
+  var description: String { message }
+}
+
+/// The gRPC server until the group shuts down; then NOT_SERVING, and calls in flight get up to
+/// 10 s to finish.
+struct GRPCServerService: Service {
+  let server: GRPCServer
+  let health: HealthService
+
+  func run() async throws {
+    try? await gracefulShutdown()
+    health.setStatus(.notServing)
+    try await server.stop(grace: .seconds(10))
+  }
+}
+
+/// The relay, until the group shuts down.
+struct RelayService: Service {
+  let relay: EventRelay
+
+  func run() async throws {
+    try await cancelWhenGracefulShutdown { try await relay.run() }
+  }
+}
