@@ -1,7 +1,7 @@
 # Thin wrappers over scripts/.
 .PHONY: run test generate check-generated fuzz bench
 
-run:          ## Install what is missing, build the generator, regenerate all code from the .proto files
+run:          ## Install what is missing, build quad, run `quad serve` (embedded PostgreSQL unless QUAD_DATABASE_URL)
 	scripts/run.sh
 
 test:         ## Everything CI runs

@@ -66,6 +66,8 @@ package struct EventStoreError: Error, CustomStringConvertible, Sendable {
     case versionConflict(stream: StreamID, expected: Int64, actual: Int64)
     /// The event's payload and metadata are larger than one event may be.
     case tooLarge(bytes: Int, limit: Int)
+    /// The idempotency key already answered a different request.
+    case idempotencyMismatch(key: String)
   }
 
   package let kind: Kind
@@ -76,6 +78,8 @@ package struct EventStoreError: Error, CustomStringConvertible, Sendable {
       return "stream \(stream) is at version \(actual), not the expected \(expected)"
     case .tooLarge(let bytes, let limit):
       return "the event is \(bytes) bytes, more than the \(limit) an event may be"
+    case .idempotencyMismatch(let key):
+      return "idempotency key \(key) was already used for a different request"
     }
   }
 }
@@ -134,36 +138,22 @@ package struct EventTransaction: Sendable {
 
   /// Appends `event` as version `expectedVersion + 1` of `stream`, in one round trip.
   ///
-  /// - Parameter expectedVersion: the stream's current version (0 for a new stream).
+  /// - Parameter expectedVersion: the stream's current version (0 for a new stream; `nil`
+  ///   appends after whatever is there).
   /// - Returns: the event's position in the log.
-  /// - Throws: ``EventStoreError`` `.versionConflict` when the stream is elsewhere (the
-  ///   transaction is then rolled back by ``EventStore/transaction(_:)``).
+  /// - Throws: ``EventStoreError`` `.versionConflict` when the stream is elsewhere, `.tooLarge`
+  ///   for an oversized event (the transaction is then rolled back by
+  ///   ``EventStore/transaction(_:)``).
   @discardableResult
-  package func append(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64) async throws -> Int64 {
-    guard event.payload.count + event.metadata.count <= EventStore.maximumEventBytes else {
-      throw EventStoreError(kind: .tooLarge(bytes: event.payload.count + event.metadata.count, limit: EventStore.maximumEventBytes))
-    }
-    let next = expectedVersion + 1
-    let rows: PostgresRows
+  package func append(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64?) async throws -> Int64 {
+    let statement = try EventStore.appendStatement(event, to: stream, expectedVersion: expectedVersion)
     do {
-      // The writer's xid is taken before its position (target list order), as the fence needs.
-      rows = try await connection.query("""
-        INSERT INTO quad_events (writer_xid, position, stream_type, stream_id, stream_version, event_type, payload, metadata)
-        SELECT pg_current_xact_id(), nextval('quad_event_position'), \(stream.type), \(stream.id), \(next), \(event.type), \(event.payload), \(event.metadata)
-        WHERE COALESCE((SELECT max(stream_version) FROM quad_events WHERE stream_type = \(stream.type) AND stream_id = \(stream.id)), 0) = \(expectedVersion)
-        RETURNING position
-        """, named: "eventstore.append")
-    } catch let e as PostgresError where e.isUniqueViolation {
-      throw EventStoreError(kind: .versionConflict(stream: stream, expected: expectedVersion, actual: next))
+      let rows = try await connection.query(statement, named: "eventstore.append")
+      appended.increment()
+      return try rows[0].decode("position", as: Int64.self)
+    } catch let e as PostgresError {
+      throw EventStore.conflict(e, stream: stream, expectedVersion: expectedVersion)
     }
-    guard let row = rows.first else {
-      let actual = try await connection.query(
-        "SELECT COALESCE(max(stream_version), 0) AS v FROM quad_events WHERE stream_type = \(stream.type) AND stream_id = \(stream.id)",
-        named: "eventstore.version")[0].decode("v", as: Int64.self)
-      throw EventStoreError(kind: .versionConflict(stream: stream, expected: expectedVersion, actual: actual))
-    }
-    appended.increment()
-    return try row.decode("position", as: Int64.self)
   }
 }
 

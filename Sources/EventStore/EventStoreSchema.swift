@@ -57,5 +57,46 @@ enum EventStoreSchema {
         PRIMARY KEY (stream_type, stream_id)
       );
       """),
+    Migration(version: 1003, name: "eventstore.functions", sql: """
+      -- Appends one event as version p_expected + 1 of its stream (any next version when
+      -- p_expected is NULL), raising QV001 when the stream is elsewhere: one statement, so a
+      -- write's whole transaction can go in one round trip and still fail whole on a conflict.
+      CREATE FUNCTION quad_append_event(
+        p_stream_type text, p_stream_id text, p_expected bigint, p_event_type text, p_payload bytea, p_metadata bytea
+      ) RETURNS bigint LANGUAGE plpgsql AS $$
+      DECLARE
+        -- The writer's transaction id, taken before its position: what the readers' fence waits on.
+        writer xid8 := pg_current_xact_id();
+        actual bigint;
+        pos bigint;
+      BEGIN
+        SELECT COALESCE(max(stream_version), 0) INTO actual
+          FROM quad_events WHERE stream_type = p_stream_type AND stream_id = p_stream_id;
+        IF p_expected IS NOT NULL AND actual <> p_expected THEN
+          RAISE EXCEPTION 'the stream is at version %, not the expected %', actual, p_expected
+            USING ERRCODE = 'QV001', DETAIL = actual::text;
+        END IF;
+        pos := nextval('quad_event_position');
+        INSERT INTO quad_events (writer_xid, position, stream_type, stream_id, stream_version, event_type, payload, metadata)
+          VALUES (writer, pos, p_stream_type, p_stream_id, actual + 1, p_event_type, p_payload, p_metadata);
+        RETURN pos;
+      END $$;
+
+      -- Records a write RPC's answer under (caller, method, key), raising QI001 when the key is
+      -- already taken by a write within the retention period (an expired one is replaced).
+      CREATE FUNCTION quad_claim_idempotency(
+        p_caller text, p_method text, p_key text, p_hash bytea, p_response bytea, p_retention_ms bigint
+      ) RETURNS void LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO quad_idempotency AS i (caller, method, key, request_hash, response)
+          VALUES (p_caller, p_method, p_key, p_hash, p_response)
+          ON CONFLICT (caller, method, key) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash, response = EXCLUDED.response, created_at = clock_timestamp()
+            WHERE i.created_at < clock_timestamp() - p_retention_ms * interval '1 millisecond';
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'the idempotency key is already used' USING ERRCODE = 'QI001';
+        END IF;
+      END $$;
+      """),
   ]
 }

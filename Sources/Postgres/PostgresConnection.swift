@@ -181,6 +181,22 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
+  /// Runs `statements` as one transaction in one round trip: all commit, or none does (the
+  /// first failure's error is thrown). For writes whose statements do not depend on each
+  /// other's results; interactive work uses ``transaction(_:)``.
+  ///
+  /// - Throws: ``PostgresError``; `.commitOutcomeUnknown` when the connection broke after
+  ///   sending (the transaction may have committed: never report it as rolled back).
+  package func pipelineTransaction(_ statements: [(sql: SQL, name: String)]) async throws -> [PostgresRows] {
+    try await withTaskCancellationHandler {
+      try await threadPool.runIfActive { [self] in
+        try lock.withLock { () throws -> [PostgresRows] in try runPipeline(statements) }
+      }
+    } onCancel: {
+      cancel()
+    }
+  }
+
   /// Asks the server to stop the statement running now (safe from any thread).
   package func cancel() {
     guard let cancelHandle else { return }
@@ -202,6 +218,79 @@ package final class PostgresConnection: @unchecked Sendable {
 
   private func run(_ sql: SQL, _ name: String) throws(PostgresError) -> PostgresRows {
     guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+    let result = try withParameters(sql, name) { count, types, values, lengths, formats in
+      PQexecParams(connection, sql.text, count, types, values, lengths, formats, 0)
+    }
+    guard let result else {
+      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+    }
+    defer { PQclear(result) }
+    try check(result, name)
+    return Self.rows(result)
+  }
+
+  /// Runs `statements` as one transaction in one round trip (libpq pipeline mode: every
+  /// statement, then one Sync; the server runs them in one implicit transaction, committed at
+  /// the Sync unless one fails, which rolls back all of them).
+  ///
+  /// - Throws: the first failing statement's ``PostgresError``; `.commitOutcomeUnknown` when the
+  ///   connection broke after the statements were sent (they may have committed).
+  func runPipeline(_ statements: [(sql: SQL, name: String)]) throws(PostgresError) -> [PostgresRows] {
+    let name = statements.first?.name ?? "pipeline"
+    guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+    guard PQenterPipelineMode(connection) == 1 else {
+      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+    }
+    defer { _ = PQexitPipelineMode(connection) }
+    for (sql, statementName) in statements {
+      let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
+        PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+      }
+      guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
+    }
+    guard PQpipelineSync(connection) == 1 else {
+      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+    }
+    var results: [PostgresRows] = []
+    var failure: PostgresError?
+    for (_, statementName) in statements {
+      // Each statement's results, up to a NULL.
+      while let result = PQgetResult(connection) {
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_PIPELINE_ABORTED:
+          break
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+          results.append(Self.rows(result))
+        default:
+          do { try check(result, statementName) } catch { failure = failure ?? error }
+        }
+      }
+      if PQstatus(connection) != CONNECTION_OK { break }
+    }
+    // The Sync's own result: the transaction's end.
+    var synced = false
+    while let result = PQgetResult(connection) {
+      let status = PQresultStatus(result)
+      PQclear(result)
+      if status == PGRES_PIPELINE_SYNC {
+        synced = true
+        break
+      }
+    }
+    if let failure, failure.code != .connectionLost { throw failure }
+    guard synced, PQstatus(connection) == CONNECTION_OK else {
+      throw PostgresError(
+        .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(Self.message(connection))", queryName: name)
+    }
+    return results
+  }
+
+  /// Calls `body` with libpq's parameter arrays for `sql`'s binds, valid only inside it.
+  private func withParameters<R>(
+    _ sql: SQL, _ name: String,
+    _ body: (Int32, [UInt32], [UnsafePointer<CChar>?], [Int32], [Int32]) -> R
+  ) throws(PostgresError) -> R {
     let count = sql.binds.count
     var types = [UInt32](repeating: 0, count: count)
     var formats = [Int32](repeating: 0, count: count)
@@ -227,15 +316,7 @@ package final class PostgresConnection: @unchecked Sendable {
         lengths[i] = Int32(b.count)
       }
     }
-    let result = Self.withPointers(storage) { values in
-      PQexecParams(connection, sql.text, Int32(count), types, values, lengths, formats, 0)
-    }
-    guard let result else {
-      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
-    }
-    defer { PQclear(result) }
-    try check(result, name)
-    return Self.rows(result)
+    return Self.withPointers(storage) { values in body(Int32(count), types, values, lengths, formats) }
   }
 
   /// Throws the error a result reports, if any.
@@ -246,13 +327,14 @@ package final class PostgresConnection: @unchecked Sendable {
     default:
       let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
       let message = PQresultErrorMessage(result).map { String(cString: $0).trimmingTrailingNewlines() } ?? "statement failed"
+      let detail = PQresultErrorField(result, Int32(UInt8(ascii: "D"))).map { String(cString: $0) }
       if PQstatus(connection) != CONNECTION_OK {
         throw PostgresError(.connectionLost, message, sqlState: state, queryName: name)
       }
       if state == "57014" {
         throw PostgresError(.cancelled, message, sqlState: state, queryName: name)
       }
-      throw PostgresError(.server, message, sqlState: state, queryName: name)
+      throw PostgresError(.server, message, sqlState: state, queryName: name, detail: detail)
     }
   }
 

@@ -33,12 +33,15 @@ package struct PostgresError: Error, CustomStringConvertible, Sendable {
   package var sqlState: String?
   /// The name of the query that failed (`"eventstore.append"`), never its text.
   package var queryName: String?
+  /// The server's DETAIL field, when it sent one.
+  package var detail: String?
 
-  package init(_ code: Code, _ message: String, sqlState: String? = nil, queryName: String? = nil) {
+  package init(_ code: Code, _ message: String, sqlState: String? = nil, queryName: String? = nil, detail: String? = nil) {
     self.code = code
     self.message = message
     self.sqlState = sqlState
     self.queryName = queryName
+    self.detail = detail
   }
 
   package var description: String {
