@@ -1,0 +1,149 @@
+internal import EventRelay
+internal import EventStore
+internal import EventsService
+internal import Foundation
+internal import Postgres
+internal import QuadProtobuf
+internal import QuadRPC
+internal import Synchronization
+internal import Testing
+internal import TestSupport
+
+/// The relay's fan-out: a subscriber that stops reading costs bounded memory and holds nobody
+/// back; instances on one database wake each other with NOTIFY (coalesced, not one per write).
+@Suite("Relay fan-out", .serialized)
+struct RelayFanOutTests {
+  static func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+      let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+    else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+  }
+
+  @Test("A stalled subscriber: memory stays bounded while 20 MB of events pass, the live subscriber gets every one, and the stalled one later catches up from the table in order")
+  func stalledSubscriber() async throws {
+    var settings = EventRelay.Settings()
+    settings.tailCapacity = 1000
+    settings.tailByteCapacity = 1 << 20
+    try await EventsServiceTests.withService(relaySettings: settings) { h in
+      let total = 20_000
+      let payload = [UInt8](repeating: 0x5A, count: 1000)
+      let client = try GRPCClient(target: "127.0.0.1:\(h.port)")
+      let events = Quad_Events_V1_Events.Client(client)
+      let latencies = LatencyLog()
+      try await events.subscribe(EventsServiceTests.request(start: .first), options: CallOptions(timeout: .seconds(300))) { stalled in
+        // The stalled subscriber reads one event, then nothing while everything is written.
+        var it = stalled.makeAsyncIterator()
+        _ = try await Self.write(h.store, count: 1, payload: payload)
+        let first = try await it.next()
+        #expect(first?.cursor.position != nil)
+        let before = Self.residentBytes()
+        let live = try await withThrowingTaskGroup(of: Int.self) { group in
+          group.addTask {
+            try await events.subscribe(EventsServiceTests.request(start: .end), options: CallOptions(timeout: .seconds(300))) { stream in
+              var n = 0
+              for try await e in stream {
+                latencies.add(e)
+                n += 1
+                if n == total - 1 { break }
+              }
+              return n
+            }
+          }
+          try await Task.sleep(for: .milliseconds(300))
+          _ = try await Self.write(h.store, count: total - 1, payload: payload)
+          return try await group.next()!
+        }
+        let growth = Self.residentBytes() - before
+        #expect(live == total - 1)
+        // 20 MB went through; what stays is the tail (1 MiB here), one page per subscriber and
+        // the stalled stream's window: a few MiB, not the backlog.
+        #expect(growth < 24 << 20, "resident memory grew by \(growth >> 20) MiB")
+        print("stalled subscriber: resident growth \(growth >> 10) KiB for \(total) events of 1000 bytes; live subscriber commit-to-delivery \(latencies.summary)")
+        // Reading again, the stalled subscriber gets the rest, in order, from the table.
+        var positions: [Int64] = [first!.cursor.position]
+        while positions.count < total, let e = try await it.next() { positions.append(e.cursor.position) }
+        #expect(positions.count == total)
+        #expect(positions == positions.sorted() && Set(positions).count == total)
+      }
+      #expect(h.relay.stats.events >= total - 1)
+      await client.close()
+    }
+  }
+
+  @Test("Two instances on one database: a subscriber on one sees the other's writes through NOTIFY (its polling is 30 s), and NOTIFYs are coalesced")
+  func instancesWakeEachOther() async throws {
+    var slow = EventRelay.Settings()
+    slow.pollInterval = .seconds(30)
+    try await EventsServiceTests.withService(relaySettings: slow) { h in
+      // A second instance: its own pool, store, relay; it only writes here.
+      let pool = PostgresPool(conninfo: h.pg.conninfo, maximumConnections: 4)
+      let writerStore = EventStore(pool: pool)
+      let writerRelay = EventRelay(store: writerStore)
+      let writes = 300
+      let got = try await withThrowingTaskGroup(of: [Quad_Events_V1_EventEnvelope]?.self) { group in
+        group.addTask { try? await writerRelay.run(); return nil }
+        group.addTask { try await EventsServiceTests.collect(h.client, EventsServiceTests.request(start: .first), count: writes, timeout: .seconds(25)) }
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try await Self.write(writerStore, count: writes, payload: [1])
+        var result: [Quad_Events_V1_EventEnvelope] = []
+        while let r = try await group.next() {
+          if let r {
+            result = r
+            break
+          }
+        }
+        group.cancelAll()
+        return result
+      }
+      #expect(got.count == writes)
+      let stats = writerRelay.stats
+      #expect(stats.notifiesSent > 0 && stats.notifiesSent < writes, "NOTIFYs sent for \(writes) writes: \(stats.notifiesSent)")
+      #expect(h.relay.stats.notifiesReceived > 0)
+      print("instances: \(writes) writes sent \(stats.notifiesSent) NOTIFYs; the other instance received \(h.relay.stats.notifiesReceived)")
+      pool.shutdown()
+    }
+  }
+
+  /// Writes `count` events, 8 streams at a time, as fast as they commit.
+  static func write(_ store: EventStore, count: Int, payload: [UInt8]) async throws -> [Int64] {
+    try await withThrowingTaskGroup(of: [Int64].self) { group in
+      let writers = min(8, count)
+      for w in 0..<writers {
+        group.addTask {
+          var positions: [Int64] = []
+          let stream = StreamID(type: "card", id: "w\(w)-\(UInt32.random(in: 0...UInt32.max))")
+          var version: Int64 = 0
+          for _ in stride(from: w, to: count, by: writers) {
+            positions.append(try await store.transaction { tx in
+              try await tx.append(NewEvent(type: "campus.scans.v1.CardScanned", payload: payload), to: stream, expectedVersion: version)
+            })
+            version += 1
+          }
+          return positions
+        }
+      }
+      var all: [Int64] = []
+      for try await p in group { all += p }
+      return all
+    }
+  }
+}
+
+/// Commit-to-delivery times a subscriber saw (recorded_at to arrival).
+final class LatencyLog: Sendable {
+  private let samples = Mutex<[Double]>([])
+
+  func add(_ e: Quad_Events_V1_EventEnvelope) {
+    let recorded = Double(e.recordedAt.seconds) + Double(e.recordedAt.nanos) / 1e9
+    let now = Date().timeIntervalSince1970
+    samples.withLock { $0.append((now - recorded) * 1000) }
+  }
+
+  var summary: String {
+    let sorted = samples.withLock { $0 }.sorted()
+    guard !sorted.isEmpty else { return "(none)" }
+    func q(_ p: Double) -> String { String(format: "%.1f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) }
+    return "p50 \(q(0.5)) ms, p99 \(q(0.99)) ms over \(sorted.count)"
+  }
+}
