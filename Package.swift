@@ -103,7 +103,7 @@ let package = Package(
     // The event log = the outbox: appends inside write transactions, gap-safe committed reads.
     .target(
       name: "EventStore",
-      dependencies: ["Postgres"],
+      dependencies: ["Postgres", "QuadProtobuf"],
       exclude: ["GapSafety.md"],
       swiftSettings: swiftSettings
     ),
@@ -287,7 +287,8 @@ let package = Package(
     ),
     .testTarget(
       name: "EventsServiceTests",
-      dependencies: ["EventsService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      dependencies: ["EventsService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
+      exclude: ["python"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -46,14 +46,15 @@ gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnders
   src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto \
   quad/xds_update_health.proto
 
-# plugin.proto: the generator's input and output types.
-gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" \
-  google/protobuf/compiler/plugin.proto
+# plugin.proto: the generator's input and output types; options.proto: the (quad.v1.event)
+# option it reads.
+gen codegen/QuadCodeGen/Generated "Visibility=Internal,FileNaming=PathToUnderscores" -I "$INC" -I Protos \
+  google/protobuf/compiler/plugin.proto quad/v1/options.proto
 
 # Test messages.
 gen Tests/TestMessages/Generated \
   "Visibility=Public,FileNaming=PathToUnderscores,ProtoPathModuleMappings=$ROOT/Tests/Protos/module-map.json" \
-  -I Tests/Protos -I "$INC" $(cd Tests/Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
+  -I Tests/Protos -I Protos -I "$INC" $(cd Tests/Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 
 # libprotobuf-c types for the differential tests (protoc-c 1.4.1 rejects proto3 `optional`,
 # so only everything.proto, which has none).

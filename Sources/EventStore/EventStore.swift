@@ -1,5 +1,6 @@
 internal import Synchronization
 package import Postgres
+package import QuadProtobuf
 
 /// Where an event belongs: an aggregate's type and id (`student`, `s-1042`).
 package struct StreamID: Sendable, Hashable, CustomStringConvertible {
@@ -24,6 +25,11 @@ package struct NewEvent: Sendable, Hashable {
     self.type = type
     self.payload = payload
     self.metadata = metadata
+  }
+
+  /// A generated domain event: its full protobuf name as the type, its bytes as the payload.
+  package init<Event: DomainEvent>(_ event: Event, metadata: [UInt8] = []) {
+    self.init(type: Event.protoMessageName, payload: event.serializedBytes(), metadata: metadata)
   }
 }
 

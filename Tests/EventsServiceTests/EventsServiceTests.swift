@@ -1,12 +1,14 @@
 internal import EventRelay
 internal import EventStore
 internal import EventsService
+internal import Foundation
 internal import GRPCWire
 internal import Postgres
 internal import QuadProtobuf
 internal import QuadRPC
 internal import Synchronization
 internal import Testing
+internal import TestMessages
 internal import TestSupport
 
 /// `quad.events.v1.Events` on a real server, against a real PostgreSQL, through real sockets.
@@ -335,4 +337,69 @@ final class Lines: Sendable {
   private let lines = Mutex<[String]>([])
   func append(_ line: String) { lines.withLock { $0.append(line) } }
   var all: [String] { lines.withLock { $0 } }
+}
+
+/// Events typed by contract: generated sets decode payloads in Swift, and a Python client built
+/// from the `.proto` files alone decodes them too.
+@Suite("Typed events", .serialized)
+struct TypedEventTests {
+  static func appendTestEvents(_ store: EventStore) async throws {
+    var scan = Quad_Test_V1_DoorScanned()
+    scan.card = "7731"
+    scan.door = "library-north"
+    var forced = Quad_Test_V1_DoorScanned.Forced()
+    forced.door = "lab-2"
+    var blocked = Quad_Test_V1_CardBlocked()
+    blocked.card = "7731"
+    var w = EventWrite()
+    w.events = [
+      EventWrite.Append(NewEvent(scan), to: StreamID(type: Quad_Test_V1_DoorScanned.streamType, id: "library-north"), expectedVersion: 0),
+      EventWrite.Append(NewEvent(type: "campus.other.v1.Unrelated", payload: [1]), to: StreamID(type: "other", id: "x"), expectedVersion: 0),
+      EventWrite.Append(NewEvent(forced), to: StreamID(type: Quad_Test_V1_DoorScanned.Forced.streamType, id: "lab-2"), expectedVersion: 0),
+      EventWrite.Append(NewEvent(blocked), to: StreamID(type: Quad_Test_V1_CardBlocked.streamType, id: "7731"), expectedVersion: 0),
+    ]
+    _ = try await store.write(w)
+  }
+
+  @Test("A generated event set subscribes to its own types only and decodes each payload")
+  func typedSubscription() async throws {
+    try await EventsServiceTests.withService { h in
+      try await Self.appendTestEvents(h.store)
+      #expect(QuadEvents_quad_test_v1_events_proto.eventTypes == ["quad.test.v1.DoorScanned", "quad.test.v1.DoorScanned.Forced", "quad.test.v1.CardBlocked"])
+      let got = try await h.client.subscribe(QuadEvents_quad_test_v1_events_proto.self, from: EventsServiceTests.request(start: .first)) { stream in
+        var got: [QuadEvents_quad_test_v1_events_proto] = []
+        for try await e in stream {
+          got.append(e.event)
+          if got.count == 3 { break }
+        }
+        return got
+      }
+      guard got.count == 3, case .doorScanned(let scan) = got[0], case .doorScannedForced(let forced) = got[1], case .cardBlocked(let blocked) = got[2] else {
+        Issue.record("got \(got)")
+        return
+      }
+      #expect(scan.door == "library-north" && forced.door == "lab-2" && blocked.card == "7731")
+    }
+  }
+
+  @Test("A grpcio client generated from the .proto files decodes payloads by type URL, resumes from a cursor, and gets the right statuses")
+  func pythonClient() async throws {
+    try await EventsServiceTests.withService { h in
+      try await Self.appendTestEvents(h.store)
+      let script = repositoryRoot.appendingPathComponent("Tests/EventsServiceTests/python/events_client.py").path
+      let (status, output) = try await runProcess(["sh", "-c", #"python3 "$0" "$@" 2>&1"#, script, String(h.port), "4"])
+      #expect(status == 0, "\(output)")
+      let lines = output.split(separator: "\n").map(String.init)
+      let events = lines.filter { $0.hasPrefix("event ") }
+      #expect(events.count == 4, "\(output)")
+      #expect(events.first?.contains(#"door library-north 1 quad.test.v1.DoorScanned {"card": "7731", "door": "library-north"}"#) == true, "\(events)")
+      #expect(events.contains { $0.contains(#"quad.test.v1.DoorScanned.Forced {"door": "lab-2"}"#) }, "\(events)")
+      #expect(lines.contains("resumed True"))
+      #expect(lines.contains("filtered quad.test.v1.CardBlocked"))
+      #expect(lines.contains("status foreign-log FAILED_PRECONDITION"), "\(lines)")
+      #expect(lines.contains("status beyond-head OUT_OF_RANGE"))
+      #expect(lines.contains("status bad-filter INVALID_ARGUMENT"))
+      #expect(lines.contains("head True"))
+    }
+  }
 }

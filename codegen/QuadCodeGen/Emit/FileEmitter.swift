@@ -74,8 +74,70 @@ struct FileEmitter {
       messages.emit(m, protoName: prefix + m.name, path: [4, Int32(i)], into: &p)
     }
     emitExtensions(p)
+    emitEvents(p)
     emitFileDescriptor(p)
     return p.text
+  }
+
+  /// For messages marked `option (quad.v1.event)`: a `DomainEvent` conformance each, and one
+  /// `DomainEventSet` enum for the file (`QuadEvents_<path>`), what typed subscriptions decode into.
+  private func emitEvents(_ p: CodePrinter) {
+    var events: [(protoName: String, swiftName: String, streamType: String)] = []
+    func walk(_ m: MessageProto, _ protoName: String) {
+      if let option = try? m.options.extensionValue(Quad_V1_Extensions_event), !option.streamType.isEmpty {
+        events.append((protoName, table[protoName: "." + protoName].swiftName, option.streamType))
+      }
+      for n in m.nestedType { walk(n, protoName + "." + n.name) }
+    }
+    let protoPrefix = file.package.isEmpty ? "" : file.package + "."
+    for m in file.messageType { walk(m, protoPrefix + m.name) }
+    guard !events.isEmpty else { return }
+    let vis = visibility
+    for e in events {
+      p.line("extension \(e.swiftName): QuadProtobuf.DomainEvent {")
+      p.indent {
+        p.line("/// From `option (quad.v1.event)`: the stream type these events are appended to.")
+        p.line("\(vis)static let streamType = \(Naming.stringLiteral(e.streamType))")
+      }
+      p.line("}")
+      p.line()
+    }
+    let setName = "QuadEvents_" + String(file.name.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    p.line("/// The domain events `\(file.name)` declares: one case per event, for typed subscriptions.")
+    p.line("\(vis)enum \(setName): QuadProtobuf.DomainEventSet, Swift.Hashable {")
+    p.indent {
+      for e in events {
+        p.line("case \(eventCase(e.protoName))(\(e.swiftName))")
+      }
+      p.line()
+      p.line("\(vis)static let eventTypes: [Swift.String] = [")
+      p.indent { for e in events { p.line("\(Naming.stringLiteral(e.protoName)),") } }
+      p.line("]")
+      p.line()
+      p.line("\(vis)init?(eventType: Swift.String, payload: [Swift.UInt8]) throws {")
+      p.indent {
+        p.line("switch eventType {")
+        for e in events {
+          p.line("case \(Naming.stringLiteral(e.protoName)): self = .\(eventCase(e.protoName))(try \(e.swiftName)(serializedBytes: payload))")
+        }
+        p.line("default: return nil")
+        p.line("}")
+      }
+      p.line("}")
+    }
+    p.line("}")
+    p.line()
+  }
+
+  /// `quad.test.v1.DoorScanned.Forced` → `doorScannedForced` (back-quoted or suffixed where it
+  /// would clash with a keyword or a member of the enum).
+  private func eventCase(_ protoName: String) -> String {
+    let relative = file.package.isEmpty ? protoName : String(protoName.dropFirst(file.package.count + 1))
+    let joined = relative.split(separator: ".").map(String.init).joined()
+    let name = joined.prefix(1).lowercased() + joined.dropFirst()
+    if Naming.swiftKeywords.contains(name) { return "`\(name)`" }
+    if ["eventTypes", "init", "self", "Type"].contains(name) { return name + "_p" }
+    return name
   }
 
   /// One `Extension` constant per `extend` field: `<Prefix>Extensions_<name>`, where the prefix is

@@ -1,0 +1,18 @@
+/// A message that is a domain event: its `.proto` marks it with `option (quad.v1.event)`, and
+/// the generator adds this conformance with the stream type the option names.
+public protocol DomainEvent: Message {
+  /// The type of stream (aggregate) its events are appended to (`"student"`).
+  static var streamType: String { get }
+}
+
+/// The domain events one `.proto` file declares, as one enum the generator emits: what a typed
+/// subscription asks for (``eventTypes``) and decodes each logged event into.
+public protocol DomainEventSet: Sendable {
+  /// The full protobuf names of the events, as the log records them.
+  static var eventTypes: [String] { get }
+
+  /// Decodes a logged event; `nil` for a type not in the set.
+  ///
+  /// - Throws: ``QuadProtobufError`` when the payload is not a valid message of its type.
+  init?(eventType: String, payload: [UInt8]) throws
+}
