@@ -122,6 +122,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // In-process consumers (projections): retries with backoff, a dead-letter table.
+    .target(
+      name: "EventConsumers",
+      dependencies: ["EventRelay", "EventStore", "Postgres"],
+      swiftSettings: swiftSettings
+    ),
+
     // quad.events.v1.Events: subscriptions, consumer groups, stream history over gRPC.
     .target(
       name: "EventsService",
@@ -287,7 +294,7 @@ let package = Package(
     ),
     .testTarget(
       name: "EventsServiceTests",
-      dependencies: ["EventsService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
+      dependencies: ["EventsService", "EventConsumers", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
       exclude: ["python"],
       swiftSettings: swiftSettings
     ),

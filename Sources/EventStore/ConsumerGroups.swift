@@ -8,6 +8,13 @@ package struct ConsumerGroupLease: Sendable, Hashable {
   package let checkpoint: Int64
 }
 
+/// A consumer group's lease passed to another reader while its holder still ran (it missed its
+/// renewals for longer than the lease lasts).
+package struct LeaseLost: Error, CustomStringConvertible {
+  package let group: String
+  package var description: String { "group \(group): another reader took over the lease" }
+}
+
 extension EventStore {
   /// Takes `group`'s lease for `holder` if nobody holds it (or its holder let it expire),
   /// creating the group at `initialCheckpoint` if it is new; `nil` while another holder has it.
@@ -36,6 +43,16 @@ extension EventStore {
         UPDATE quad_consumer_groups SET lease_expires = clock_timestamp() + \(ms) * interval '1 millisecond'
         WHERE group_name = \(group) AND lease_holder = \(holder)
         """, named: "groups.renew").affectedRows == 1
+    }
+  }
+
+  /// Renews `lease` every `renewal` until the task is cancelled.
+  ///
+  /// - Throws: ``LeaseLost`` when another holder took the group over (the lease had expired).
+  package func holdLease(_ lease: ConsumerGroupLease, ttl: Duration, renewal: Duration) async throws {
+    while true {
+      try await Task.sleep(for: renewal)
+      guard try await renewLease(group: lease.group, holder: lease.holder, ttl: ttl) else { throw LeaseLost(group: lease.group) }
     }
   }
 

@@ -98,5 +98,19 @@ enum EventStoreSchema {
         END IF;
       END $$;
       """),
+    Migration(version: 1004, name: "eventstore.parked", sql: """
+      -- Events an in-process consumer gave up on after its retries, with the last error; an
+      -- operator asks for a retry (retry_requested) or discards them.
+      CREATE TABLE quad_parked_events (
+        consumer text NOT NULL,
+        position bigint NOT NULL REFERENCES quad_events (position),
+        attempts int NOT NULL CHECK (attempts > 0),
+        error text NOT NULL,
+        parked_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        retry_requested bool NOT NULL DEFAULT false,
+        PRIMARY KEY (consumer, position)
+      );
+      CREATE INDEX quad_parked_retry ON quad_parked_events (consumer) WHERE retry_requested;
+      """),
   ]
 }

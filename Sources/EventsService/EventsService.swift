@@ -113,12 +113,12 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
 
   /// Renews the lease until cancelled; throws ABORTED when another reader took it over.
   private func holdLease(_ lease: ConsumerGroupLease) async throws {
-    while true {
-      try await Task.sleep(for: settings.leaseRenewal)
-      let held = try await mapErrors { try await store.renewLease(group: lease.group, holder: lease.holder, ttl: settings.leaseTTL) }
-      guard held else {
-        throw RPCError(code: .aborted, message: "group \(lease.group): another reader took over the lease")
-      }
+    do {
+      try await store.holdLease(lease, ttl: settings.leaseTTL, renewal: settings.leaseRenewal)
+    } catch let lost as LeaseLost {
+      throw RPCError(code: .aborted, message: lost.description)
+    } catch {
+      throw Self.status(for: error)
     }
   }
 
@@ -197,6 +197,50 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     return response
   }
 
+  package func listParked(_ request: Quad_Events_V1_ListParkedRequest, context: ServerContext) async throws -> Quad_Events_V1_ListParkedResponse {
+    try Validate.name(request.consumer, "consumer", optional: true)
+    guard request.limit >= 0 else { throw RPCError(code: .invalidArgument, message: "limit \(request.limit) is negative") }
+    guard request.afterPosition >= 0 else { throw RPCError(code: .invalidArgument, message: "after_position \(request.afterPosition) is negative") }
+    let limit = request.limit == 0 ? 100 : min(Int(request.limit), 1000)
+    let log = try await identity()
+    let parked = try await mapErrors {
+      try await store.parked(consumer: request.consumer.isEmpty ? nil : request.consumer, after: request.afterPosition, limit: limit)
+    }
+    var response = Quad_Events_V1_ListParkedResponse()
+    response.events = parked.map { p in
+      var e = Quad_Events_V1_ParkedEvent()
+      e.consumer = p.consumer
+      e.event = Self.envelope(p.event, log: log)
+      e.attempts = p.attempts
+      e.error = p.error
+      e.parkedAt = Self.timestamp(p.parkedAtMicroseconds)
+      e.retryRequested = p.retryRequested
+      return e
+    }
+    return response
+  }
+
+  package func retryParked(_ request: Quad_Events_V1_ParkedEventsRequest, context: ServerContext) async throws -> Quad_Events_V1_ParkedEventsResponse {
+    try Self.validate(request)
+    var response = Quad_Events_V1_ParkedEventsResponse()
+    response.affected = Int32(try await mapErrors { try await store.requestRetry(consumer: request.consumer, positions: request.positions) })
+    return response
+  }
+
+  package func discardParked(_ request: Quad_Events_V1_ParkedEventsRequest, context: ServerContext) async throws -> Quad_Events_V1_ParkedEventsResponse {
+    try Self.validate(request)
+    var response = Quad_Events_V1_ParkedEventsResponse()
+    response.affected = Int32(try await mapErrors { try await store.discardParked(consumer: request.consumer, positions: request.positions) })
+    return response
+  }
+
+  static func validate(_ request: Quad_Events_V1_ParkedEventsRequest) throws {
+    try Validate.name(request.consumer, "consumer", optional: false)
+    guard (1...1000).contains(request.positions.count) else {
+      throw RPCError(code: .invalidArgument, message: "positions: \(request.positions.count) given, 1 to 1000 allowed")
+    }
+  }
+
   // MARK: Helpers
 
   private func identity() async throws -> String {
@@ -237,12 +281,16 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     if !e.metadata.isEmpty, let metadata = try? Quad_Events_V1_EventMetadata(serializedBytes: e.metadata) {
       envelope.metadata = metadata
     }
+    envelope.recordedAt = timestamp(e.recordedAtMicroseconds)
+    return envelope
+  }
+
+  static func timestamp(_ microseconds: Int64) -> Google_Protobuf_Timestamp {
     var t = Google_Protobuf_Timestamp()
-    let (s, us) = e.recordedAtMicroseconds.quotientAndRemainder(dividingBy: 1_000_000)
+    let (s, us) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
     t.seconds = us < 0 ? s - 1 : s
     t.nanos = Int32((us < 0 ? us + 1_000_000 : us) * 1000)
-    envelope.recordedAt = t
-    return envelope
+    return t
   }
 
   /// Runs `body`, answering database failures with the gRPC status a caller can act on.

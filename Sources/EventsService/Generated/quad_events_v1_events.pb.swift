@@ -1281,6 +1281,540 @@ package struct Quad_Events_V1_GetHeadResponse: QuadProtobuf.Message {
 
 }
 
+package struct Quad_Events_V1_ParkedEvent: QuadProtobuf.Message {
+  package static let protoMessageName = "quad.events.v1.ParkedEvent"
+
+  /// The in-process consumer that parked it.
+  package var consumer: Swift.String = ""
+
+  package var event: Quad_Events_V1_EventEnvelope {
+    get { _event ?? Quad_Events_V1_EventEnvelope() }
+    set { _event = newValue }
+  }
+  /// Whether `event` was set.
+  package var hasEvent: Swift.Bool { _event != nil }
+  /// Returns `event` to its unset state.
+  package mutating func clearEvent() { _event = nil }
+
+  /// How often it was tried.
+  package var attempts: Swift.Int32 = 0
+
+  /// The last error.
+  package var error: Swift.String = ""
+
+  package var parkedAt: Google_Protobuf_Timestamp {
+    get { _parkedAt ?? Google_Protobuf_Timestamp() }
+    set { _parkedAt = newValue }
+  }
+  /// Whether `parkedAt` was set.
+  package var hasParkedAt: Swift.Bool { _parkedAt != nil }
+  /// Returns `parkedAt` to its unset state.
+  package mutating func clearParkedAt() { _parkedAt = nil }
+
+  /// An operator asked for a retry that has not run yet.
+  package var retryRequested: Swift.Bool = false
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+  fileprivate var _event: Quad_Events_V1_EventEnvelope? = nil
+  fileprivate var _parkedAt: Google_Protobuf_Timestamp? = nil
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        self.consumer = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 18:
+        if _event == nil { _event = Quad_Events_V1_EventEnvelope() }
+        try decoder.readMessage(into: &_event!)
+      case 24:
+        self.attempts = try QuadProtobuf.ProtoInt32.read(from: &decoder)
+      case 34:
+        self.error = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 42:
+        if _parkedAt == nil { _parkedAt = Google_Protobuf_Timestamp() }
+        try decoder.readMessage(into: &_parkedAt!)
+      case 48:
+        self.retryRequested = try QuadProtobuf.ProtoBool.read(from: &decoder)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if !self.consumer.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.consumer, cache: &cache)
+    }
+    if let v = _event {
+      n += 1 + QuadProtobuf.ProtoMessage<Quad_Events_V1_EventEnvelope>.size(of: v, cache: &cache)
+    }
+    if self.attempts != 0 {
+      n += 1 + QuadProtobuf.ProtoInt32.size(of: self.attempts, cache: &cache)
+    }
+    if !self.error.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.error, cache: &cache)
+    }
+    if let v = _parkedAt {
+      n += 1 + QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.size(of: v, cache: &cache)
+    }
+    if self.retryRequested {
+      n += 1 + QuadProtobuf.ProtoBool.size(of: self.retryRequested, cache: &cache)
+    }
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if !self.consumer.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.consumer, to: &encoder)
+    }
+    if let v = _event {
+      encoder.writeTag(18)
+      QuadProtobuf.ProtoMessage<Quad_Events_V1_EventEnvelope>.write(v, to: &encoder)
+    }
+    if self.attempts != 0 {
+      encoder.writeTag(24)
+      QuadProtobuf.ProtoInt32.write(self.attempts, to: &encoder)
+    }
+    if !self.error.isEmpty {
+      encoder.writeTag(34)
+      QuadProtobuf.ProtoString.write(self.error, to: &encoder)
+    }
+    if let v = _parkedAt {
+      encoder.writeTag(42)
+      QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.write(v, to: &encoder)
+    }
+    if self.retryRequested {
+      encoder.writeTag(48)
+      QuadProtobuf.ProtoBool.write(self.retryRequested, to: &encoder)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !self.consumer.isEmpty {
+      writer.key("consumer")
+      writer.writeString(self.consumer)
+    }
+    if let v = _event {
+      writer.key("event")
+      try writer.writeMessage(v)
+    }
+    if self.attempts != 0 {
+      writer.key("attempts")
+      writer.writeInt32(self.attempts)
+    }
+    if !self.error.isEmpty {
+      writer.key("error")
+      writer.writeString(self.error)
+    }
+    if let v = _parkedAt {
+      writer.key("parkedAt")
+      try writer.writeMessage(v)
+    }
+    if self.retryRequested {
+      writer.key("retryRequested")
+      writer.writeBool(self.retryRequested)
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "consumer":
+        if try reader.readNull() {
+          self.consumer = ""
+        } else {
+          self.consumer = try reader.readString()
+        }
+      case "event":
+        if try reader.readNull() {
+          _event = nil
+        } else {
+          var v = Quad_Events_V1_EventEnvelope()
+          try reader.readMessage(into: &v)
+          _event = v
+        }
+      case "attempts":
+        if try reader.readNull() {
+          self.attempts = 0
+        } else {
+          self.attempts = try reader.readInt32()
+        }
+      case "error":
+        if try reader.readNull() {
+          self.error = ""
+        } else {
+          self.error = try reader.readString()
+        }
+      case "parkedAt", "parked_at":
+        if try reader.readNull() {
+          _parkedAt = nil
+        } else {
+          var v = Google_Protobuf_Timestamp()
+          try reader.readMessage(into: &v)
+          _parkedAt = v
+        }
+      case "retryRequested", "retry_requested":
+        if try reader.readNull() {
+          self.retryRequested = false
+        } else {
+          self.retryRequested = try reader.readBool()
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+package struct Quad_Events_V1_ListParkedRequest: QuadProtobuf.Message {
+  package static let protoMessageName = "quad.events.v1.ListParkedRequest"
+
+  /// Only this consumer's; empty: every consumer's.
+  package var consumer: Swift.String = ""
+
+  /// At most this many (100 when 0, at most 1000), by position, after `after_position`.
+  package var limit: Swift.Int32 = 0
+
+  package var afterPosition: Swift.Int64 = 0
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        self.consumer = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 16:
+        self.limit = try QuadProtobuf.ProtoInt32.read(from: &decoder)
+      case 24:
+        self.afterPosition = try QuadProtobuf.ProtoInt64.read(from: &decoder)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if !self.consumer.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.consumer, cache: &cache)
+    }
+    if self.limit != 0 {
+      n += 1 + QuadProtobuf.ProtoInt32.size(of: self.limit, cache: &cache)
+    }
+    if self.afterPosition != 0 {
+      n += 1 + QuadProtobuf.ProtoInt64.size(of: self.afterPosition, cache: &cache)
+    }
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if !self.consumer.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.consumer, to: &encoder)
+    }
+    if self.limit != 0 {
+      encoder.writeTag(16)
+      QuadProtobuf.ProtoInt32.write(self.limit, to: &encoder)
+    }
+    if self.afterPosition != 0 {
+      encoder.writeTag(24)
+      QuadProtobuf.ProtoInt64.write(self.afterPosition, to: &encoder)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !self.consumer.isEmpty {
+      writer.key("consumer")
+      writer.writeString(self.consumer)
+    }
+    if self.limit != 0 {
+      writer.key("limit")
+      writer.writeInt32(self.limit)
+    }
+    if self.afterPosition != 0 {
+      writer.key("afterPosition")
+      writer.writeInt64(self.afterPosition)
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "consumer":
+        if try reader.readNull() {
+          self.consumer = ""
+        } else {
+          self.consumer = try reader.readString()
+        }
+      case "limit":
+        if try reader.readNull() {
+          self.limit = 0
+        } else {
+          self.limit = try reader.readInt32()
+        }
+      case "afterPosition", "after_position":
+        if try reader.readNull() {
+          self.afterPosition = 0
+        } else {
+          self.afterPosition = try reader.readInt64()
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+package struct Quad_Events_V1_ListParkedResponse: QuadProtobuf.Message {
+  package static let protoMessageName = "quad.events.v1.ListParkedResponse"
+
+  package var events: [Quad_Events_V1_ParkedEvent] = []
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        try decoder.readRepeated(QuadProtobuf.ProtoMessage<Quad_Events_V1_ParkedEvent>.self, into: &events)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    n += cache.repeatedSize(QuadProtobuf.ProtoMessage<Quad_Events_V1_ParkedEvent>.self, events, tagSize: 1)
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    encoder.writeRepeated(QuadProtobuf.ProtoMessage<Quad_Events_V1_ParkedEvent>.self, events, tag: 10)
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !events.isEmpty {
+      writer.key("events")
+      writer.beginArray()
+      for v in events {
+        writer.element()
+        try writer.writeMessage(v)
+      }
+      writer.endArray()
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "events":
+        events = []
+        if try !reader.readNull() {
+          try reader.beginArray()
+          while try reader.nextElement() {
+            var v = Quad_Events_V1_ParkedEvent()
+            try reader.readMessage(into: &v)
+            events.append(v)
+          }
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+package struct Quad_Events_V1_ParkedEventsRequest: QuadProtobuf.Message {
+  package static let protoMessageName = "quad.events.v1.ParkedEventsRequest"
+
+  package var consumer: Swift.String = ""
+
+  /// Positions of the parked events (at most 1000).
+  package var positions: [Swift.Int64] = []
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        self.consumer = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 16:
+        try decoder.readRepeated(QuadProtobuf.ProtoInt64.self, into: &positions)
+      case 18:
+        try decoder.readPacked(QuadProtobuf.ProtoInt64.self, into: &positions)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if !self.consumer.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.consumer, cache: &cache)
+    }
+    n += cache.packedSize(QuadProtobuf.ProtoInt64.self, positions, tagSize: 1)
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if !self.consumer.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.consumer, to: &encoder)
+    }
+    if !positions.isEmpty {
+      encoder.writeTag(18)
+      encoder.writePacked(QuadProtobuf.ProtoInt64.self, positions)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !self.consumer.isEmpty {
+      writer.key("consumer")
+      writer.writeString(self.consumer)
+    }
+    if !positions.isEmpty {
+      writer.key("positions")
+      writer.beginArray()
+      for v in positions {
+        writer.element()
+        writer.writeInt64(v)
+      }
+      writer.endArray()
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "consumer":
+        if try reader.readNull() {
+          self.consumer = ""
+        } else {
+          self.consumer = try reader.readString()
+        }
+      case "positions":
+        positions = []
+        if try !reader.readNull() {
+          try reader.beginArray()
+          while try reader.nextElement() {
+            positions.append(try reader.readInt64())
+          }
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+package struct Quad_Events_V1_ParkedEventsResponse: QuadProtobuf.Message {
+  package static let protoMessageName = "quad.events.v1.ParkedEventsResponse"
+
+  /// How many of the positions were parked for that consumer.
+  package var affected: Swift.Int32 = 0
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 8:
+        self.affected = try QuadProtobuf.ProtoInt32.read(from: &decoder)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if self.affected != 0 {
+      n += 1 + QuadProtobuf.ProtoInt32.size(of: self.affected, cache: &cache)
+    }
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if self.affected != 0 {
+      encoder.writeTag(8)
+      QuadProtobuf.ProtoInt32.write(self.affected, to: &encoder)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if self.affected != 0 {
+      writer.key("affected")
+      writer.writeInt32(self.affected)
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "affected":
+        if try reader.readNull() {
+          self.affected = 0
+        } else {
+          self.affected = try reader.readInt32()
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
 /// `quad/events/v1/events.proto` as protoc parsed it (comments included): what server reflection serves.
 package enum QuadFile_quad_events_v1_events_proto {
   package static let name = "quad/events/v1/events.proto"
@@ -1296,6 +1830,11 @@ package enum QuadFile_quad_events_v1_events_proto {
     Quad_Events_V1_ReadStreamResponse.self,
     Quad_Events_V1_GetHeadRequest.self,
     Quad_Events_V1_GetHeadResponse.self,
+    Quad_Events_V1_ParkedEvent.self,
+    Quad_Events_V1_ListParkedRequest.self,
+    Quad_Events_V1_ListParkedResponse.self,
+    Quad_Events_V1_ParkedEventsRequest.self,
+    Quad_Events_V1_ParkedEventsResponse.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
   package static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
@@ -1319,73 +1858,107 @@ package enum QuadFile_quad_events_v1_events_proto {
   GAMgASgDUgtmcm9tVmVyc2lvbhIUCgVsaW1pdBgEIAEoBVIFbGltaXQSLwoFYXNfb2YYBSABKAsyGi5nb29nbGUucHJvdG9idWYu
   VGltZXN0YW1wUgRhc09mIm4KElJlYWRTdHJlYW1SZXNwb25zZRI1CgZldmVudHMYASADKAsyHS5xdWFkLmV2ZW50cy52MS5FdmVu
   dEVudmVsb3BlUgZldmVudHMSIQoMbmV4dF92ZXJzaW9uGAIgASgDUgtuZXh0VmVyc2lvbiIQCg5HZXRIZWFkUmVxdWVzdCI9Cg9H
-  ZXRIZWFkUmVzcG9uc2USKgoEaGVhZBgBIAEoCzIWLnF1YWQuZXZlbnRzLnYxLkN1cnNvclIEaGVhZDLgAgoGRXZlbnRzEk4KCVN1
-  YnNjcmliZRIgLnF1YWQuZXZlbnRzLnYxLlN1YnNjcmliZVJlcXVlc3QaHS5xdWFkLmV2ZW50cy52MS5FdmVudEVudmVsb3BlMAES
-  ZQoQQ29tbWl0Q2hlY2twb2ludBInLnF1YWQuZXZlbnRzLnYxLkNvbW1pdENoZWNrcG9pbnRSZXF1ZXN0GigucXVhZC5ldmVudHMu
-  djEuQ29tbWl0Q2hlY2twb2ludFJlc3BvbnNlElMKClJlYWRTdHJlYW0SIS5xdWFkLmV2ZW50cy52MS5SZWFkU3RyZWFtUmVxdWVz
-  dBoiLnF1YWQuZXZlbnRzLnYxLlJlYWRTdHJlYW1SZXNwb25zZRJKCgdHZXRIZWFkEh4ucXVhZC5ldmVudHMudjEuR2V0SGVhZFJl
-  cXVlc3QaHy5xdWFkLmV2ZW50cy52MS5HZXRIZWFkUmVzcG9uc2VKwCQKBhIEAgB1AQqLAQoBDBIDAgASGoABIFRoZSBldmVudCBs
-  b2cgb3ZlciBnUlBDOiBzdWJzY3JpcHRpb25zIHRoYXQgY2F0Y2ggdXAgYW5kIHRoZW4gZm9sbG93IGxpdmUsIGR1cmFibGUgY29u
-  c3VtZXIKIGdyb3VwcywgYW5kIG9uZSBzdHJlYW0ncyBoaXN0b3J5LgoKCAoBAhIDBAAXCgkKAgMAEgMGACMKCQoCAwESAwcAKQoK
-  CgIGABIECQAcAQoKCgMGAAESAwkIDgrvAwoEBgACABIDEQJBGuEDIFN0cmVhbXMgY29tbWl0dGVkIGV2ZW50cyBpbiBwb3NpdGlv
-  biBvcmRlcjogZmlyc3QgdGhvc2UgYWxyZWFkeSBpbiB0aGUgbG9nIGFmdGVyIHRoZQogc3RhcnRpbmcgcG9pbnQsIHRoZW4gbmV3
-  IG9uZXMgYXMgdGhleSBjb21taXQsIHdpdGhvdXQgYSBnYXAgb3IgYSBkdXBsaWNhdGUgYmV0d2VlbiB0aGUgdHdvLgogV2l0aCBg
-  Z3JvdXBgLCByZXN1bWVzIGFmdGVyIHRoZSBncm91cCdzIGNvbW1pdHRlZCBjaGVja3BvaW50IGFuZCB3YWl0cyB3aGlsZSBhbm90
-  aGVyIHJlYWRlcgogaG9sZHMgdGhlIGdyb3VwJ3MgbGVhc2UuCgogRXJyb3JzOiBJTlZBTElEX0FSR1VNRU5UIChtYWxmb3JtZWQg
-  ZmlsdGVyIG9yIHN0YXJ0KSwgRkFJTEVEX1BSRUNPTkRJVElPTiAoYSBjdXJzb3Igb2YKIGFub3RoZXIgbG9nKSwgT1VUX09GX1JB
-  TkdFIChhIGN1cnNvciBiZXlvbmQgdGhlIGhlYWQpLCBBQk9SVEVEICh0aGUgZ3JvdXAncyBsZWFzZSB3YXMgbG9zdCkuCgoMCgUG
-  AAIAARIDEQYPCgwKBQYAAgACEgMRECAKDAoFBgACAAYSAxErMQoMCgUGAAIAAxIDETI/CoEBCgQGAAIBEgMVAlMadCBTdG9yZXMg
-  YSBjb25zdW1lciBncm91cCdzIGNoZWNrcG9pbnQ6IHRoZSBncm91cCdzIG5leHQgU3Vic2NyaWJlIHJlc3VtZXMgYWZ0ZXIgaXQu
-  CiBDaGVja3BvaW50cyBvbmx5IG1vdmUgZm9yd2FyZC4KCgwKBQYAAgEBEgMVBhYKDAoFBgACAQISAxUXLgoMCgUGAAIBAxIDFTlR
-  Cl4KBAYAAgISAxgCQRpRIE9uZSBzdHJlYW0ncyBldmVudHMgaW4gdmVyc2lvbiBvcmRlciwgb3B0aW9uYWxseSBhcyByZWNvcmRl
-  ZCB1cCB0byBhIHBhc3QgdGltZS4KCgwKBQYAAgIBEgMYBhAKDAoFBgACAgISAxgRIgoMCgUGAAICAxIDGC0/ClIKBAYAAgMSAxsC
-  OBpFIFRoZSBsb2cncyBpZGVudGl0eSBhbmQgdGhlIGN1cnNvciBhZnRlciBpdHMgbmV3ZXN0IGNvbW1pdHRlZCBldmVudC4KCgwK
-  BQYAAgMBEgMbBg0KDAoFBgACAwISAxsOHAoMCgUGAAIDAxIDGyc2CskBCgIEABIEIAAlARq8ASBBIHBsYWNlIGluIG9uZSBsb2c6
-  IHRoZSByZXN1bWUgdG9rZW4uIFZhbGlkIGFjcm9zcyByZXN0YXJ0cyBhbmQgaW5zdGFuY2VzIG9mIHRoZSBzZXJ2ZXI7IGEKIGN1
-  cnNvciBvZiBhbm90aGVyIGxvZyAoYSByZXN0b3JlZCBiYWNrdXAgZ2V0cyBhIG5ldyBpZGVudGl0eSkgaXMgcmVmdXNlZCwgbmV2
-  ZXIgcmVpbnRlcnByZXRlZC4KCgoKAwQAARIDIAgOCiIKBAQAAgASAyICERoVIFRoZSBsb2cncyBpZGVudGl0eS4KCgwKBQQAAgAF
-  EgMiAggKDAoFBAACAAESAyIJDAoMCgUEAAIAAxIDIg8QClcKBAQAAgESAyQCFRpKIEV2ZXJ5dGhpbmcgdXAgdG8gYW5kIGluY2x1
-  ZGluZyB0aGlzIHBvc2l0aW9uIGhhcyBiZWVuIHNlZW4gKDA6IG5vdGhpbmcpLgoKDAoFBAACAQUSAyQCBwoMCgUEAAIBARIDJAgQ
-  CgwKBQQAAgEDEgMkExQKCgoCBAESBCcAOgEKCgoDBAEBEgMnCBgKDAoEBAEEABIEKAItAwoMCgUEAQQAARIDKAcMCjEKBgQBBAAC
-  ABIDKgQUGiIgRnJvbSB0aGUgZmlyc3QgZXZlbnQgaW4gdGhlIGxvZy4KCg4KBwQBBAACAAESAyoEDwoOCgcEAQQAAgACEgMqEhMK
-  RAoGBAEEAAIBEgMsBBIaNSBPbmx5IGV2ZW50cyBjb21taXR0ZWQgYWZ0ZXIgdGhlIHN1YnNjcmlwdGlvbiBiZWdhbi4KCg4KBwQB
-  BAACAQESAywEDQoOCgcEAQQAAgECEgMsEBEKDAoEBAEIABIELgIyAwoMCgUEAQgAARIDLggMCgsKBAQBAgASAy8EFAoMCgUEAQIA
-  BhIDLwQJCgwKBQQBAgABEgMvCg8KDAoFBAECAAMSAy8SEwotCgQEAQIBEgMxBBUaICBBZnRlciB0aGlzIGN1cnNvciAoZXhjbHVz
-  aXZlKS4KCgwKBQQBAgEGEgMxBAoKDAoFBAECAQESAzELEAoMCgUEAQIBAxIDMRMUClMKBAQBAgISAzQCIhpGIE9ubHkgZXZlbnRz
-  IG9mIHRoZXNlIHR5cGVzIChmdWxsIHByb3RvYnVmIG5hbWVzKTsgZW1wdHk6IGV2ZXJ5IHR5cGUuCgoMCgUEAQICBBIDNAIKCgwK
-  BQQBAgIFEgM0CxEKDAoFBAECAgESAzQSHQoMCgUEAQICAxIDNCAhCksKBAQBAgMSAzYCIxo+IE9ubHkgZXZlbnRzIG9mIHRoZXNl
-  IHN0cmVhbSB0eXBlczsgZW1wdHk6IGV2ZXJ5IHN0cmVhbSB0eXBlLgoKDAoFBAECAwQSAzYCCgoMCgUEAQIDBRIDNgsRCgwKBQQB
-  AgMBEgM2Eh4KDAoFBAECAwMSAzYhIgqVAQoEBAECBBIDOQITGocBIEEgZHVyYWJsZSBjb25zdW1lciBncm91cDogdGhlIHN0YXJ0
-  IGlzIHRoZSBncm91cCdzIGNoZWNrcG9pbnQgKG9yIGBmcm9tYCBmb3IgYSBuZXcgZ3JvdXApLAogYW5kIG9uZSByZWFkZXIgYXQg
-  YSB0aW1lIGhvbGRzIHRoZSBncm91cC4KCgwKBQQBAgQFEgM5AggKDAoFBAECBAESAzkJDgoMCgUEAQIEAxIDORESCj0KAgQCEgQ9
-  AEUBGjEgV2hvIGFuZCB3aGF0IGNhdXNlZCBhbiBldmVudCwgcmVjb3JkZWQgd2l0aCBpdC4KCgoKAwQCARIDPQgVCgsKBAQCAgAS
-  Az4CHAoMCgUEAgIABRIDPgIICgwKBQQCAgABEgM+CRcKDAoFBAICAAMSAz4aGwoLCgQEAgIBEgM/AhoKDAoFBAICAQUSAz8CCAoM
-  CgUEAgIBARIDPwkVCgwKBQQCAgEDEgM/GBkKLgoEBAICAhIDQQIZGiEgVzNDIHRyYWNlIGNvbnRleHQgb2YgdGhlIHdyaXRlLgoK
-  DAoFBAICAgUSA0ECCAoMCgUEAgICARIDQQkUCgwKBQQCAgIDEgNBFxgKRAoEBAICAxIDQwIWGjcgVGhlIGNhbGxlcidzIGlkZW50
-  aXR5IGFzIHRoZSBzZXJ2ZXIgYXV0aGVudGljYXRlZCBpdC4KCgwKBQQCAgMFEgNDAggKDAoFBAICAwESA0MJEQoMCgUEAgIDAxID
-  QxQVCgsKBAQCAgQSA0QCHQoMCgUEAgIEBRIDRAIICgwKBQQCAgQBEgNECRgKDAoFBAICBAMSA0QbHAoKCgIEAxIERwBUAQoKCgME
-  AwESA0cIFQonCgQEAwIAEgNJAhQaGiBSZXN1bWUgYWZ0ZXIgdGhpcyBldmVudC4KCgwKBQQDAgAGEgNJAggKDAoFBAMCAAESA0kJ
-  DwoMCgUEAwIAAxIDSRITCgsKBAQDAgESA0oCGQoMCgUEAwIBBRIDSgIICgwKBQQDAgEBEgNKCRQKDAoFBAMCAQMSA0oXGAoLCgQE
-  AwICEgNLAhcKDAoFBAMCAgUSA0sCCAoMCgUEAwICARIDSwkSCgwKBQQDAgIDEgNLFRYKCwoEBAMCAxIDTAIbCgwKBQQDAgMFEgNM
-  AgcKDAoFBAMCAwESA0wIFgoMCgUEAwIDAxIDTBkaCjAKBAQDAgQSA04CGBojIFRoZSBwYXlsb2FkJ3MgZnVsbCBwcm90b2J1ZiBu
-  YW1lLgoKDAoFBAMCBAUSA04CCAoMCgUEAwIEARIDTgkTCgwKBQQDAgQDEgNOFhcKOwoEBAMCBRIDUAIiGi4gdHlwZV91cmwgInR5
-  cGUuZ29vZ2xlYXBpcy5jb20vPGV2ZW50X3R5cGU+Ii4KCgwKBQQDAgUGEgNQAhUKDAoFBAMCBQESA1AWHQoMCgUEAwIFAxIDUCAh
-  CgsKBAQDAgYSA1ECHQoMCgUEAwIGBhIDUQIPCgwKBQQDAgYBEgNREBgKDAoFBAMCBgMSA1EbHApOCgQEAwIHEgNTAiwaQSBXaGVu
-  IHRoZSB3cml0ZSBhcHBlbmRlZCBpdCAob3JkZXIgYWx3YXlzIGZvbGxvd3MgdGhlIHBvc2l0aW9uKS4KCgwKBQQDAgcGEgNTAhsK
-  DAoFBAMCBwESA1McJwoMCgUEAwIHAxIDUyorCgoKAgQEEgRWAFkBCgoKAwQEARIDVggfCgsKBAQEAgASA1cCEwoMCgUEBAIABRID
-  VwIICgwKBQQEAgABEgNXCQ4KDAoFBAQCAAMSA1cREgoLCgQEBAIBEgNYAhQKDAoFBAQCAQYSA1gCCAoMCgUEBAIBARIDWAkPCgwK
-  BQQEAgEDEgNYEhMKCgoCBAUSBFsAXgEKCgoDBAUBEgNbCCAKXwoEBAUCABIDXQIYGlIgVGhlIGdyb3VwJ3MgY2hlY2twb2ludCBh
-  ZnRlciB0aGUgY2FsbCAodW5jaGFuZ2VkIHdoZW4gdGhlIGN1cnNvciB3YXMgYmVoaW5kIGl0KS4KCgwKBQQFAgAGEgNdAggKDAoF
-  BAUCAAESA10JEwoMCgUEBQIAAxIDXRYXCgoKAgQGEgRgAGkBCgoKAwQGARIDYAgZCgsKBAQGAgASA2ECGQoMCgUEBgIABRIDYQII
-  CgwKBQQGAgABEgNhCRQKDAoFBAYCAAMSA2EXGAoLCgQEBgIBEgNiAhcKDAoFBAYCAQUSA2ICCAoMCgUEBgIBARIDYgkSCgwKBQQG
-  AgEDEgNiFRYKNgoEBAYCAhIDZAIZGikgVGhlIGZpcnN0IHZlcnNpb24gdG8gcmV0dXJuICgxIHdoZW4gMCkuCgoMCgUEBgICBRID
-  ZAIHCgwKBQQGAgIBEgNkCBQKDAoFBAYCAgMSA2QXGApDCgQEBgIDEgNmAhIaNiBBdCBtb3N0IHRoaXMgbWFueSBldmVudHMgKDEw
-  MCB3aGVuIDAsIGF0IG1vc3QgMTAwMCkuCgoMCgUEBgIDBRIDZgIHCgwKBQQGAgMBEgNmCA0KDAoFBAYCAwMSA2YQEQpWCgQEBgIE
-  EgNoAiYaSSBPbmx5IGV2ZW50cyByZWNvcmRlZCBhdCBvciBiZWZvcmUgdGhpcyB0aW1lOiB0aGUgc3RyZWFtIGFzIGl0IHdhcyB0
-  aGVuLgoKDAoFBAYCBAYSA2gCGwoMCgUEBgIEARIDaBwhCgwKBQQGAgQDEgNoJCUKCgoCBAcSBGsAbwEKCgoDBAcBEgNrCBoKCwoE
-  BAcCABIDbAIkCgwKBQQHAgAEEgNsAgoKDAoFBAcCAAYSA2wLGAoMCgUEBwIAARIDbBkfCgwKBQQHAgADEgNsIiMKTQoEBAcCARID
-  bgIZGkAgV2hlcmUgdGhlIG5leHQgcGFnZSBzdGFydHMgKDAgd2hlbiB0aGlzIHBhZ2UgcmVhY2hlZCB0aGUgZW5kKS4KCgwKBQQH
-  AgEFEgNuAgcKDAoFBAcCAQESA24IFAoMCgUEBwIBAxIDbhcYCgkKAgQIEgNxABkKCgoDBAgBEgNxCBYKCgoCBAkSBHMAdQEKCgoD
-  BAkBEgNzCBcKCwoEBAkCABIDdAISCgwKBQQJAgAGEgN0AggKDAoFBAkCAAESA3QJDQoMCgUECQIAAxIDdBARYgZwcm90bzM=
+  ZXRIZWFkUmVzcG9uc2USKgoEaGVhZBgBIAEoCzIWLnF1YWQuZXZlbnRzLnYxLkN1cnNvclIEaGVhZCLyAQoLUGFya2VkRXZlbnQS
+  GgoIY29uc3VtZXIYASABKAlSCGNvbnN1bWVyEjMKBWV2ZW50GAIgASgLMh0ucXVhZC5ldmVudHMudjEuRXZlbnRFbnZlbG9wZVIF
+  ZXZlbnQSGgoIYXR0ZW1wdHMYAyABKAVSCGF0dGVtcHRzEhQKBWVycm9yGAQgASgJUgVlcnJvchI3CglwYXJrZWRfYXQYBSABKAsy
+  Gi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUghwYXJrZWRBdBInCg9yZXRyeV9yZXF1ZXN0ZWQYBiABKAhSDnJldHJ5UmVxdWVz
+  dGVkImwKEUxpc3RQYXJrZWRSZXF1ZXN0EhoKCGNvbnN1bWVyGAEgASgJUghjb25zdW1lchIUCgVsaW1pdBgCIAEoBVIFbGltaXQS
+  JQoOYWZ0ZXJfcG9zaXRpb24YAyABKANSDWFmdGVyUG9zaXRpb24iSQoSTGlzdFBhcmtlZFJlc3BvbnNlEjMKBmV2ZW50cxgBIAMo
+  CzIbLnF1YWQuZXZlbnRzLnYxLlBhcmtlZEV2ZW50UgZldmVudHMiTwoTUGFya2VkRXZlbnRzUmVxdWVzdBIaCghjb25zdW1lchgB
+  IAEoCVIIY29uc3VtZXISHAoJcG9zaXRpb25zGAIgAygDUglwb3NpdGlvbnMiMgoUUGFya2VkRXZlbnRzUmVzcG9uc2USGgoIYWZm
+  ZWN0ZWQYASABKAVSCGFmZmVjdGVkMusECgZFdmVudHMSTgoJU3Vic2NyaWJlEiAucXVhZC5ldmVudHMudjEuU3Vic2NyaWJlUmVx
+  dWVzdBodLnF1YWQuZXZlbnRzLnYxLkV2ZW50RW52ZWxvcGUwARJlChBDb21taXRDaGVja3BvaW50EicucXVhZC5ldmVudHMudjEu
+  Q29tbWl0Q2hlY2twb2ludFJlcXVlc3QaKC5xdWFkLmV2ZW50cy52MS5Db21taXRDaGVja3BvaW50UmVzcG9uc2USUwoKUmVhZFN0
+  cmVhbRIhLnF1YWQuZXZlbnRzLnYxLlJlYWRTdHJlYW1SZXF1ZXN0GiIucXVhZC5ldmVudHMudjEuUmVhZFN0cmVhbVJlc3BvbnNl
+  EkoKB0dldEhlYWQSHi5xdWFkLmV2ZW50cy52MS5HZXRIZWFkUmVxdWVzdBofLnF1YWQuZXZlbnRzLnYxLkdldEhlYWRSZXNwb25z
+  ZRJTCgpMaXN0UGFya2VkEiEucXVhZC5ldmVudHMudjEuTGlzdFBhcmtlZFJlcXVlc3QaIi5xdWFkLmV2ZW50cy52MS5MaXN0UGFy
+  a2VkUmVzcG9uc2USWAoLUmV0cnlQYXJrZWQSIy5xdWFkLmV2ZW50cy52MS5QYXJrZWRFdmVudHNSZXF1ZXN0GiQucXVhZC5ldmVu
+  dHMudjEuUGFya2VkRXZlbnRzUmVzcG9uc2USWgoNRGlzY2FyZFBhcmtlZBIjLnF1YWQuZXZlbnRzLnYxLlBhcmtlZEV2ZW50c1Jl
+  cXVlc3QaJC5xdWFkLmV2ZW50cy52MS5QYXJrZWRFdmVudHNSZXNwb25zZUr1MQoHEgUCAKABAQrCAQoBDBIDAgASGrcBIFRoZSBl
+  dmVudCBsb2cgb3ZlciBnUlBDOiBzdWJzY3JpcHRpb25zIHRoYXQgY2F0Y2ggdXAgYW5kIHRoZW4gZm9sbG93IGxpdmUsIGR1cmFi
+  bGUgY29uc3VtZXIKIGdyb3Vwcywgb25lIHN0cmVhbSdzIGhpc3RvcnksIGFuZCB0aGUgZXZlbnRzIGluLXByb2Nlc3MgY29uc3Vt
+  ZXJzIHBhcmtlZCAoZGVhZCBsZXR0ZXJzKS4KCggKAQISAwQAFwoJCgIDABIDBgAjCgkKAgMBEgMHACkKCgoCBgASBAkAIwEKCgoD
+  BgABEgMJCA4K7wMKBAYAAgASAxECQRrhAyBTdHJlYW1zIGNvbW1pdHRlZCBldmVudHMgaW4gcG9zaXRpb24gb3JkZXI6IGZpcnN0
+  IHRob3NlIGFscmVhZHkgaW4gdGhlIGxvZyBhZnRlciB0aGUKIHN0YXJ0aW5nIHBvaW50LCB0aGVuIG5ldyBvbmVzIGFzIHRoZXkg
+  Y29tbWl0LCB3aXRob3V0IGEgZ2FwIG9yIGEgZHVwbGljYXRlIGJldHdlZW4gdGhlIHR3by4KIFdpdGggYGdyb3VwYCwgcmVzdW1l
+  cyBhZnRlciB0aGUgZ3JvdXAncyBjb21taXR0ZWQgY2hlY2twb2ludCBhbmQgd2FpdHMgd2hpbGUgYW5vdGhlciByZWFkZXIKIGhv
+  bGRzIHRoZSBncm91cCdzIGxlYXNlLgoKIEVycm9yczogSU5WQUxJRF9BUkdVTUVOVCAobWFsZm9ybWVkIGZpbHRlciBvciBzdGFy
+  dCksIEZBSUxFRF9QUkVDT05ESVRJT04gKGEgY3Vyc29yIG9mCiBhbm90aGVyIGxvZyksIE9VVF9PRl9SQU5HRSAoYSBjdXJzb3Ig
+  YmV5b25kIHRoZSBoZWFkKSwgQUJPUlRFRCAodGhlIGdyb3VwJ3MgbGVhc2Ugd2FzIGxvc3QpLgoKDAoFBgACAAESAxEGDwoMCgUG
+  AAIAAhIDERAgCgwKBQYAAgAGEgMRKzEKDAoFBgACAAMSAxEyPwqBAQoEBgACARIDFQJTGnQgU3RvcmVzIGEgY29uc3VtZXIgZ3Jv
+  dXAncyBjaGVja3BvaW50OiB0aGUgZ3JvdXAncyBuZXh0IFN1YnNjcmliZSByZXN1bWVzIGFmdGVyIGl0LgogQ2hlY2twb2ludHMg
+  b25seSBtb3ZlIGZvcndhcmQuCgoMCgUGAAIBARIDFQYWCgwKBQYAAgECEgMVFy4KDAoFBgACAQMSAxU5UQpeCgQGAAICEgMYAkEa
+  USBPbmUgc3RyZWFtJ3MgZXZlbnRzIGluIHZlcnNpb24gb3JkZXIsIG9wdGlvbmFsbHkgYXMgcmVjb3JkZWQgdXAgdG8gYSBwYXN0
+  IHRpbWUuCgoMCgUGAAICARIDGAYQCgwKBQYAAgICEgMYESIKDAoFBgACAgMSAxgtPwpSCgQGAAIDEgMbAjgaRSBUaGUgbG9nJ3Mg
+  aWRlbnRpdHkgYW5kIHRoZSBjdXJzb3IgYWZ0ZXIgaXRzIG5ld2VzdCBjb21taXR0ZWQgZXZlbnQuCgoMCgUGAAIDARIDGwYNCgwK
+  BQYAAgMCEgMbDhwKDAoFBgACAwMSAxsnNgpkCgQGAAIEEgMeAkEaVyBFdmVudHMgdGhhdCBhbiBpbi1wcm9jZXNzIGNvbnN1bWVy
+  IGdhdmUgdXAgb24gYWZ0ZXIgaXRzIHJldHJpZXMsIHdpdGggdGhlIGxhc3QgZXJyb3IuCgoMCgUGAAIEARIDHgYQCgwKBQYAAgQC
+  EgMeESIKDAoFBgACBAMSAx4tPwpiCgQGAAIFEgMhAkYaVSBIYW5kcyBwYXJrZWQgZXZlbnRzIGJhY2sgdG8gdGhlaXIgY29uc3Vt
+  ZXIgKGl0IHRyaWVzIGVhY2ggb25jZSBtb3JlKSBvciBkcm9wcyB0aGVtLgoKDAoFBgACBQESAyEGEQoMCgUGAAIFAhIDIRIlCgwK
+  BQYAAgUDEgMhMEQKCwoEBgACBhIDIgJICgwKBQYAAgYBEgMiBhMKDAoFBgACBgISAyIUJwoMCgUGAAIGAxIDIjJGCskBCgIEABIE
+  JwAsARq8ASBBIHBsYWNlIGluIG9uZSBsb2c6IHRoZSByZXN1bWUgdG9rZW4uIFZhbGlkIGFjcm9zcyByZXN0YXJ0cyBhbmQgaW5z
+  dGFuY2VzIG9mIHRoZSBzZXJ2ZXI7IGEKIGN1cnNvciBvZiBhbm90aGVyIGxvZyAoYSByZXN0b3JlZCBiYWNrdXAgZ2V0cyBhIG5l
+  dyBpZGVudGl0eSkgaXMgcmVmdXNlZCwgbmV2ZXIgcmVpbnRlcnByZXRlZC4KCgoKAwQAARIDJwgOCiIKBAQAAgASAykCERoVIFRo
+  ZSBsb2cncyBpZGVudGl0eS4KCgwKBQQAAgAFEgMpAggKDAoFBAACAAESAykJDAoMCgUEAAIAAxIDKQ8QClcKBAQAAgESAysCFRpK
+  IEV2ZXJ5dGhpbmcgdXAgdG8gYW5kIGluY2x1ZGluZyB0aGlzIHBvc2l0aW9uIGhhcyBiZWVuIHNlZW4gKDA6IG5vdGhpbmcpLgoK
+  DAoFBAACAQUSAysCBwoMCgUEAAIBARIDKwgQCgwKBQQAAgEDEgMrExQKCgoCBAESBC4AQQEKCgoDBAEBEgMuCBgKDAoEBAEEABIE
+  LwI0AwoMCgUEAQQAARIDLwcMCjEKBgQBBAACABIDMQQUGiIgRnJvbSB0aGUgZmlyc3QgZXZlbnQgaW4gdGhlIGxvZy4KCg4KBwQB
+  BAACAAESAzEEDwoOCgcEAQQAAgACEgMxEhMKRAoGBAEEAAIBEgMzBBIaNSBPbmx5IGV2ZW50cyBjb21taXR0ZWQgYWZ0ZXIgdGhl
+  IHN1YnNjcmlwdGlvbiBiZWdhbi4KCg4KBwQBBAACAQESAzMEDQoOCgcEAQQAAgECEgMzEBEKDAoEBAEIABIENQI5AwoMCgUEAQgA
+  ARIDNQgMCgsKBAQBAgASAzYEFAoMCgUEAQIABhIDNgQJCgwKBQQBAgABEgM2Cg8KDAoFBAECAAMSAzYSEwotCgQEAQIBEgM4BBUa
+  ICBBZnRlciB0aGlzIGN1cnNvciAoZXhjbHVzaXZlKS4KCgwKBQQBAgEGEgM4BAoKDAoFBAECAQESAzgLEAoMCgUEAQIBAxIDOBMU
+  ClMKBAQBAgISAzsCIhpGIE9ubHkgZXZlbnRzIG9mIHRoZXNlIHR5cGVzIChmdWxsIHByb3RvYnVmIG5hbWVzKTsgZW1wdHk6IGV2
+  ZXJ5IHR5cGUuCgoMCgUEAQICBBIDOwIKCgwKBQQBAgIFEgM7CxEKDAoFBAECAgESAzsSHQoMCgUEAQICAxIDOyAhCksKBAQBAgMS
+  Az0CIxo+IE9ubHkgZXZlbnRzIG9mIHRoZXNlIHN0cmVhbSB0eXBlczsgZW1wdHk6IGV2ZXJ5IHN0cmVhbSB0eXBlLgoKDAoFBAEC
+  AwQSAz0CCgoMCgUEAQIDBRIDPQsRCgwKBQQBAgMBEgM9Eh4KDAoFBAECAwMSAz0hIgqVAQoEBAECBBIDQAITGocBIEEgZHVyYWJs
+  ZSBjb25zdW1lciBncm91cDogdGhlIHN0YXJ0IGlzIHRoZSBncm91cCdzIGNoZWNrcG9pbnQgKG9yIGBmcm9tYCBmb3IgYSBuZXcg
+  Z3JvdXApLAogYW5kIG9uZSByZWFkZXIgYXQgYSB0aW1lIGhvbGRzIHRoZSBncm91cC4KCgwKBQQBAgQFEgNAAggKDAoFBAECBAES
+  A0AJDgoMCgUEAQIEAxIDQBESCj0KAgQCEgREAEwBGjEgV2hvIGFuZCB3aGF0IGNhdXNlZCBhbiBldmVudCwgcmVjb3JkZWQgd2l0
+  aCBpdC4KCgoKAwQCARIDRAgVCgsKBAQCAgASA0UCHAoMCgUEAgIABRIDRQIICgwKBQQCAgABEgNFCRcKDAoFBAICAAMSA0UaGwoL
+  CgQEAgIBEgNGAhoKDAoFBAICAQUSA0YCCAoMCgUEAgIBARIDRgkVCgwKBQQCAgEDEgNGGBkKLgoEBAICAhIDSAIZGiEgVzNDIHRy
+  YWNlIGNvbnRleHQgb2YgdGhlIHdyaXRlLgoKDAoFBAICAgUSA0gCCAoMCgUEAgICARIDSAkUCgwKBQQCAgIDEgNIFxgKRAoEBAIC
+  AxIDSgIWGjcgVGhlIGNhbGxlcidzIGlkZW50aXR5IGFzIHRoZSBzZXJ2ZXIgYXV0aGVudGljYXRlZCBpdC4KCgwKBQQCAgMFEgNK
+  AggKDAoFBAICAwESA0oJEQoMCgUEAgIDAxIDShQVCgsKBAQCAgQSA0sCHQoMCgUEAgIEBRIDSwIICgwKBQQCAgQBEgNLCRgKDAoF
+  BAICBAMSA0sbHAoKCgIEAxIETgBbAQoKCgMEAwESA04IFQonCgQEAwIAEgNQAhQaGiBSZXN1bWUgYWZ0ZXIgdGhpcyBldmVudC4K
+  CgwKBQQDAgAGEgNQAggKDAoFBAMCAAESA1AJDwoMCgUEAwIAAxIDUBITCgsKBAQDAgESA1ECGQoMCgUEAwIBBRIDUQIICgwKBQQD
+  AgEBEgNRCRQKDAoFBAMCAQMSA1EXGAoLCgQEAwICEgNSAhcKDAoFBAMCAgUSA1ICCAoMCgUEAwICARIDUgkSCgwKBQQDAgIDEgNS
+  FRYKCwoEBAMCAxIDUwIbCgwKBQQDAgMFEgNTAgcKDAoFBAMCAwESA1MIFgoMCgUEAwIDAxIDUxkaCjAKBAQDAgQSA1UCGBojIFRo
+  ZSBwYXlsb2FkJ3MgZnVsbCBwcm90b2J1ZiBuYW1lLgoKDAoFBAMCBAUSA1UCCAoMCgUEAwIEARIDVQkTCgwKBQQDAgQDEgNVFhcK
+  OwoEBAMCBRIDVwIiGi4gdHlwZV91cmwgInR5cGUuZ29vZ2xlYXBpcy5jb20vPGV2ZW50X3R5cGU+Ii4KCgwKBQQDAgUGEgNXAhUK
+  DAoFBAMCBQESA1cWHQoMCgUEAwIFAxIDVyAhCgsKBAQDAgYSA1gCHQoMCgUEAwIGBhIDWAIPCgwKBQQDAgYBEgNYEBgKDAoFBAMC
+  BgMSA1gbHApOCgQEAwIHEgNaAiwaQSBXaGVuIHRoZSB3cml0ZSBhcHBlbmRlZCBpdCAob3JkZXIgYWx3YXlzIGZvbGxvd3MgdGhl
+  IHBvc2l0aW9uKS4KCgwKBQQDAgcGEgNaAhsKDAoFBAMCBwESA1ocJwoMCgUEAwIHAxIDWiorCgoKAgQEEgRdAGABCgoKAwQEARID
+  XQgfCgsKBAQEAgASA14CEwoMCgUEBAIABRIDXgIICgwKBQQEAgABEgNeCQ4KDAoFBAQCAAMSA14REgoLCgQEBAIBEgNfAhQKDAoF
+  BAQCAQYSA18CCAoMCgUEBAIBARIDXwkPCgwKBQQEAgEDEgNfEhMKCgoCBAUSBGIAZQEKCgoDBAUBEgNiCCAKXwoEBAUCABIDZAIY
+  GlIgVGhlIGdyb3VwJ3MgY2hlY2twb2ludCBhZnRlciB0aGUgY2FsbCAodW5jaGFuZ2VkIHdoZW4gdGhlIGN1cnNvciB3YXMgYmVo
+  aW5kIGl0KS4KCgwKBQQFAgAGEgNkAggKDAoFBAUCAAESA2QJEwoMCgUEBQIAAxIDZBYXCgoKAgQGEgRnAHABCgoKAwQGARIDZwgZ
+  CgsKBAQGAgASA2gCGQoMCgUEBgIABRIDaAIICgwKBQQGAgABEgNoCRQKDAoFBAYCAAMSA2gXGAoLCgQEBgIBEgNpAhcKDAoFBAYC
+  AQUSA2kCCAoMCgUEBgIBARIDaQkSCgwKBQQGAgEDEgNpFRYKNgoEBAYCAhIDawIZGikgVGhlIGZpcnN0IHZlcnNpb24gdG8gcmV0
+  dXJuICgxIHdoZW4gMCkuCgoMCgUEBgICBRIDawIHCgwKBQQGAgIBEgNrCBQKDAoFBAYCAgMSA2sXGApDCgQEBgIDEgNtAhIaNiBB
+  dCBtb3N0IHRoaXMgbWFueSBldmVudHMgKDEwMCB3aGVuIDAsIGF0IG1vc3QgMTAwMCkuCgoMCgUEBgIDBRIDbQIHCgwKBQQGAgMB
+  EgNtCA0KDAoFBAYCAwMSA20QEQpWCgQEBgIEEgNvAiYaSSBPbmx5IGV2ZW50cyByZWNvcmRlZCBhdCBvciBiZWZvcmUgdGhpcyB0
+  aW1lOiB0aGUgc3RyZWFtIGFzIGl0IHdhcyB0aGVuLgoKDAoFBAYCBAYSA28CGwoMCgUEBgIEARIDbxwhCgwKBQQGAgQDEgNvJCUK
+  CgoCBAcSBHIAdgEKCgoDBAcBEgNyCBoKCwoEBAcCABIDcwIkCgwKBQQHAgAEEgNzAgoKDAoFBAcCAAYSA3MLGAoMCgUEBwIAARID
+  cxkfCgwKBQQHAgADEgNzIiMKTQoEBAcCARIDdQIZGkAgV2hlcmUgdGhlIG5leHQgcGFnZSBzdGFydHMgKDAgd2hlbiB0aGlzIHBh
+  Z2UgcmVhY2hlZCB0aGUgZW5kKS4KCgwKBQQHAgEFEgN1AgcKDAoFBAcCAQESA3UIFAoMCgUEBwIBAxIDdRcYCgkKAgQIEgN4ABkK
+  CgoDBAgBEgN4CBYKCgoCBAkSBHoAfAEKCgoDBAkBEgN6CBcKCwoEBAkCABIDewISCgwKBQQJAgAGEgN7AggKDAoFBAkCAAESA3sJ
+  DQoMCgUECQIAAxIDexARCgsKAgQKEgV+AIkBAQoKCgMECgESA34IEwo3CgQECgIAEgSAAQIWGikgVGhlIGluLXByb2Nlc3MgY29u
+  c3VtZXIgdGhhdCBwYXJrZWQgaXQuCgoNCgUECgIABRIEgAECCAoNCgUECgIAARIEgAEJEQoNCgUECgIAAxIEgAEUFQoMCgQECgIB
+  EgSBAQIaCg0KBQQKAgEGEgSBAQIPCg0KBQQKAgEBEgSBARAVCg0KBQQKAgEDEgSBARgZCicKBAQKAgISBIMBAhUaGSBIb3cgb2Z0
+  ZW4gaXQgd2FzIHRyaWVkLgoKDQoFBAoCAgUSBIMBAgcKDQoFBAoCAgESBIMBCBAKDQoFBAoCAgMSBIMBExQKHwoEBAoCAxIEhQEC
+  ExoRIFRoZSBsYXN0IGVycm9yLgoKDQoFBAoCAwUSBIUBAggKDQoFBAoCAwESBIUBCQ4KDQoFBAoCAwMSBIUBERIKDAoEBAoCBBIE
+  hgECKgoNCgUECgIEBhIEhgECGwoNCgUECgIEARIEhgEcJQoNCgUECgIEAxIEhgEoKQpDCgQECgIFEgSIAQIbGjUgQW4gb3BlcmF0
+  b3IgYXNrZWQgZm9yIGEgcmV0cnkgdGhhdCBoYXMgbm90IHJ1biB5ZXQuCgoNCgUECgIFBRIEiAECBgoNCgUECgIFARIEiAEHFgoN
+  CgUECgIFAxIEiAEZGgoMCgIECxIGiwEAkQEBCgsKAwQLARIEiwEIGQo+CgQECwIAEgSNAQIWGjAgT25seSB0aGlzIGNvbnN1bWVy
+  J3M7IGVtcHR5OiBldmVyeSBjb25zdW1lcidzLgoKDQoFBAsCAAUSBI0BAggKDQoFBAsCAAESBI0BCREKDQoFBAsCAAMSBI0BFBUK
+  YgoEBAsCARIEjwECEhpUIEF0IG1vc3QgdGhpcyBtYW55ICgxMDAgd2hlbiAwLCBhdCBtb3N0IDEwMDApLCBieSBwb3NpdGlvbiwg
+  YWZ0ZXIgYGFmdGVyX3Bvc2l0aW9uYC4KCg0KBQQLAgEFEgSPAQIHCg0KBQQLAgEBEgSPAQgNCg0KBQQLAgEDEgSPARARCgwKBAQL
+  AgISBJABAhsKDQoFBAsCAgUSBJABAgcKDQoFBAsCAgESBJABCBYKDQoFBAsCAgMSBJABGRoKDAoCBAwSBpMBAJUBAQoLCgMEDAES
+  BJMBCBoKDAoEBAwCABIElAECIgoNCgUEDAIABBIElAECCgoNCgUEDAIABhIElAELFgoNCgUEDAIAARIElAEXHQoNCgUEDAIAAxIE
+  lAEgIQoMCgIEDRIGlwEAmwEBCgsKAwQNARIElwEIGwoMCgQEDQIAEgSYAQIWCg0KBQQNAgAFEgSYAQIICg0KBQQNAgABEgSYAQkR
+  Cg0KBQQNAgADEgSYARQVCj4KBAQNAgESBJoBAh8aMCBQb3NpdGlvbnMgb2YgdGhlIHBhcmtlZCBldmVudHMgKGF0IG1vc3QgMTAw
+  MCkuCgoNCgUEDQIBBBIEmgECCgoNCgUEDQIBBRIEmgELEAoNCgUEDQIBARIEmgERGgoNCgUEDQIBAxIEmgEdHgoMCgIEDhIGnQEA
+  oAEBCgsKAwQOARIEnQEIHApICgQEDgIAEgSfAQIVGjogSG93IG1hbnkgb2YgdGhlIHBvc2l0aW9ucyB3ZXJlIHBhcmtlZCBmb3Ig
+  dGhhdCBjb25zdW1lci4KCg0KBQQOAgAFEgSfAQIHCg0KBQQOAgABEgSfAQgQCg0KBQQOAgADEgSfARMUYgZwcm90bzM=
   """)
 }

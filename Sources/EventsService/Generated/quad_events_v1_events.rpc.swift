@@ -75,6 +75,44 @@ package enum Quad_Events_V1_Events {
         serverStreaming: false
       )
     }
+    /// Events that an in-process consumer gave up on after its retries, with the last error.
+    package enum ListParked {
+      package typealias Input = Quad_Events_V1_ListParkedRequest
+      package typealias Output = Quad_Events_V1_ListParkedResponse
+      package static let descriptor = QuadProtobuf.MethodDescriptor(
+        service: "quad.events.v1.Events",
+        method: "ListParked",
+        inputType: "quad.events.v1.ListParkedRequest",
+        outputType: "quad.events.v1.ListParkedResponse",
+        clientStreaming: false,
+        serverStreaming: false
+      )
+    }
+    /// Hands parked events back to their consumer (it tries each once more) or drops them.
+    package enum RetryParked {
+      package typealias Input = Quad_Events_V1_ParkedEventsRequest
+      package typealias Output = Quad_Events_V1_ParkedEventsResponse
+      package static let descriptor = QuadProtobuf.MethodDescriptor(
+        service: "quad.events.v1.Events",
+        method: "RetryParked",
+        inputType: "quad.events.v1.ParkedEventsRequest",
+        outputType: "quad.events.v1.ParkedEventsResponse",
+        clientStreaming: false,
+        serverStreaming: false
+      )
+    }
+    package enum DiscardParked {
+      package typealias Input = Quad_Events_V1_ParkedEventsRequest
+      package typealias Output = Quad_Events_V1_ParkedEventsResponse
+      package static let descriptor = QuadProtobuf.MethodDescriptor(
+        service: "quad.events.v1.Events",
+        method: "DiscardParked",
+        inputType: "quad.events.v1.ParkedEventsRequest",
+        outputType: "quad.events.v1.ParkedEventsResponse",
+        clientStreaming: false,
+        serverStreaming: false
+      )
+    }
 
     /// Every method of the service, in declaration order.
     package static let descriptors: [QuadProtobuf.MethodDescriptor] = [
@@ -82,6 +120,9 @@ package enum Quad_Events_V1_Events {
       CommitCheckpoint.descriptor,
       ReadStream.descriptor,
       GetHead.descriptor,
+      ListParked.descriptor,
+      RetryParked.descriptor,
+      DiscardParked.descriptor,
     ]
   }
 
@@ -102,6 +143,11 @@ package enum Quad_Events_V1_Events {
     func readStream(_ request: Quad_Events_V1_ReadStreamRequest, context: QuadRPC.ServerContext) async throws -> Quad_Events_V1_ReadStreamResponse
     /// The log's identity and the cursor after its newest committed event.
     func getHead(_ request: Quad_Events_V1_GetHeadRequest, context: QuadRPC.ServerContext) async throws -> Quad_Events_V1_GetHeadResponse
+    /// Events that an in-process consumer gave up on after its retries, with the last error.
+    func listParked(_ request: Quad_Events_V1_ListParkedRequest, context: QuadRPC.ServerContext) async throws -> Quad_Events_V1_ListParkedResponse
+    /// Hands parked events back to their consumer (it tries each once more) or drops them.
+    func retryParked(_ request: Quad_Events_V1_ParkedEventsRequest, context: QuadRPC.ServerContext) async throws -> Quad_Events_V1_ParkedEventsResponse
+    func discardParked(_ request: Quad_Events_V1_ParkedEventsRequest, context: QuadRPC.ServerContext) async throws -> Quad_Events_V1_ParkedEventsResponse
   }
 
   /// A typed client for the service, over a `QuadRPC.GRPCClient`.
@@ -142,6 +188,20 @@ package enum Quad_Events_V1_Events {
     package func getHead(_ request: Quad_Events_V1_GetHeadRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Quad_Events_V1_GetHeadResponse {
       try await client.unary(Method.GetHead.descriptor.fullPath, request: request, responseType: Quad_Events_V1_GetHeadResponse.self, options: options).message
     }
+
+    /// Events that an in-process consumer gave up on after its retries, with the last error.
+    package func listParked(_ request: Quad_Events_V1_ListParkedRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Quad_Events_V1_ListParkedResponse {
+      try await client.unary(Method.ListParked.descriptor.fullPath, request: request, responseType: Quad_Events_V1_ListParkedResponse.self, options: options).message
+    }
+
+    /// Hands parked events back to their consumer (it tries each once more) or drops them.
+    package func retryParked(_ request: Quad_Events_V1_ParkedEventsRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Quad_Events_V1_ParkedEventsResponse {
+      try await client.unary(Method.RetryParked.descriptor.fullPath, request: request, responseType: Quad_Events_V1_ParkedEventsResponse.self, options: options).message
+    }
+
+    package func discardParked(_ request: Quad_Events_V1_ParkedEventsRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Quad_Events_V1_ParkedEventsResponse {
+      try await client.unary(Method.DiscardParked.descriptor.fullPath, request: request, responseType: Quad_Events_V1_ParkedEventsResponse.self, options: options).message
+    }
   }
 }
 
@@ -159,6 +219,15 @@ extension Quad_Events_V1_Events.ServiceProtocol {
     }
     router.registerUnary(Quad_Events_V1_Events.Method.GetHead.descriptor.fullPath) { request, context in
       try await self.getHead(QuadRPC.RequestDecoding.decode(Quad_Events_V1_GetHeadRequest.self, request), context: context).serializedBytes()
+    }
+    router.registerUnary(Quad_Events_V1_Events.Method.ListParked.descriptor.fullPath) { request, context in
+      try await self.listParked(QuadRPC.RequestDecoding.decode(Quad_Events_V1_ListParkedRequest.self, request), context: context).serializedBytes()
+    }
+    router.registerUnary(Quad_Events_V1_Events.Method.RetryParked.descriptor.fullPath) { request, context in
+      try await self.retryParked(QuadRPC.RequestDecoding.decode(Quad_Events_V1_ParkedEventsRequest.self, request), context: context).serializedBytes()
+    }
+    router.registerUnary(Quad_Events_V1_Events.Method.DiscardParked.descriptor.fullPath) { request, context in
+      try await self.discardParked(QuadRPC.RequestDecoding.decode(Quad_Events_V1_ParkedEventsRequest.self, request), context: context).serializedBytes()
     }
   }
 }
