@@ -1,5 +1,5 @@
 package import EventStore
-package import Postgres
+internal import Postgres
 internal import Synchronization
 
 /// Streams the log's committed events to every subscriber in this process: one reader follows

@@ -1,4 +1,4 @@
-package import Postgres
+internal import Postgres
 
 /// A consumer group's state in the log's database: where it has read up to, and who reads it.
 package struct ConsumerGroupLease: Sendable, Hashable {

@@ -1,4 +1,4 @@
-package import Postgres
+internal import Postgres
 
 extension EventStore {
   /// Committed events after `position`, in position order, up to `limit`, and the position the

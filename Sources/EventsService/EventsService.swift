@@ -1,5 +1,5 @@
 package import EventRelay
-package import EventStore
+internal import EventStore
 package import QuadRPC
 internal import GRPCWire
 internal import Postgres

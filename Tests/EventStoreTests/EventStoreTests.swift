@@ -58,8 +58,8 @@ struct EventStoreTests {
     try await Self.withStore { store, _ in
       let stream = StreamID(type: "student", id: "'; DROP TABLE quad_events; --")
       let e = NewEvent(type: "x'); DELETE FROM quad_events; --", payload: [])
-      try await store.transaction { tx in try await tx.append(e, to: stream, expectedVersion: 0) }
-      try await store.transaction { tx in try await tx.append(e, to: stream, expectedVersion: 1) }
+      _ = try await store.transaction { tx in try await tx.append(e, to: stream, expectedVersion: 0) }
+      _ = try await store.transaction { tx in try await tx.append(e, to: stream, expectedVersion: 1) }
       for stale in [Int64(0), 1, 5] {
         await #expect {
           try await store.transaction { tx in try await tx.append(e, to: stream, expectedVersion: stale) }
@@ -171,7 +171,7 @@ extension EventStoreTests {
     let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: 4, sessionSettings: [("idle_in_transaction_session_timeout", "1s")])
     let store = EventStore(pool: pool)
     try await store.migrate()
-    try await store.transaction { tx in
+    _ = try await store.transaction { tx in
       try await tx.append(NewEvent(type: "t", payload: []), to: StreamID(type: "s", id: "ok"), expectedVersion: 0)
     }
     // Takes a position, then sits idle in its transaction.
