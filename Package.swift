@@ -139,7 +139,7 @@ let package = Package(
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
-      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire"],
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire", "EventStore", "Postgres"],
       swiftSettings: swiftSettings
     ),
 

@@ -28,7 +28,7 @@ gen Sources/QuadProtobuf/Generated "Visibility=Public,FileNaming=PathToUnderscor
   google/protobuf/type.proto google/protobuf/wrappers.proto
 
 # Product protos (Protos/).
-gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto
+gen Sources/BenchService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" bench/v1/bench.proto quad/bench/v1/outbox.proto
 # grpc.health.v1 (copied from grpc/grpc-proto).
 gen Sources/HealthService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos grpc/health/v1/health.proto
 # google.rpc.Status and the standard error details (copied from googleapis), for

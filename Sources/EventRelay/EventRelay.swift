@@ -19,6 +19,9 @@ package final class EventRelay: Sendable {
     package var pollInterval: Duration = .milliseconds(100)
     /// At most this many events per read of the log.
     package var batchSize = 1000
+    /// At least this long between two reads of the log, however often writes commit: under
+    /// load one read serves many commits (the cost of latency this adds is at most this).
+    package var minimumReadInterval: Duration = .milliseconds(1)
     /// The tail's size, in events and in payload bytes.
     package var tailCapacity = 16_384
     package var tailByteCapacity = 64 * 1024 * 1024
@@ -165,9 +168,12 @@ package final class EventRelay: Sendable {
     var backoff = Duration.milliseconds(50)
     while !Task.isCancelled {
       do {
+        let started = ContinuousClock.now
         try await readAvailable()
         backoff = .milliseconds(50)
         await readerBell.wait(timeout: settings.pollInterval)
+        let next = started + settings.minimumReadInterval
+        if next > .now { try? await Task.sleep(until: next, clock: .continuous) }
       } catch {
         if Task.isCancelled { return }
         record(error: error)

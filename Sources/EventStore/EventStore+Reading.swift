@@ -16,9 +16,39 @@ extension EventStore {
     deadline: ContinuousClock.Instant? = nil
   ) async throws -> (events: [StoredEvent], through: Int64) {
     try await pool.withConnection { db in
-      let fence = try await Self.fence(db, deadline: deadline)
-      guard fence > position else { return ([], position) }
-      return try await Self.read(db, after: position, through: fence, limit: limit, filter: .all)
+      // Round trip 1: S, the sequence's last value (read by the scan), then R, a transaction id
+      // of this statement's own (assigned as the row is projected, so after S was read).
+      let start = try await db.query("""
+        SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s, pg_current_xact_id()::text::int8 AS r
+        FROM quad_event_position
+        """, named: "eventstore.fence.start")
+      let last = try start[0].decode("s", as: Int64.self), mine = try start[0].decode("r", as: Int64.self)
+      guard last > position else { return ([], position) }
+      // Round trip 2, repeated until settled: in one statement, whether every transaction up to
+      // R has ended (this statement's snapshot's xmin is past R) and, if so, the events up to S
+      // as that same snapshot sees them.
+      var pause = Duration.microseconds(200)
+      while true {
+        let rows = try await db.query("""
+          SELECT f.settled, e.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 > \(mine) AS settled) f
+          LEFT JOIN LATERAL (
+            SELECT \(literal: Self.columns) FROM quad_events
+            WHERE f.settled AND position > \(position) AND position <= \(last) ORDER BY position LIMIT \(Int64(limit))
+          ) e ON true
+          """, named: "eventstore.fence.read")
+        if try rows[0].decode("settled", as: Bool.self) {
+          let events = try rows.compactMap { r -> StoredEvent? in
+            try r.decode("position", as: Int64?.self) == nil ? nil : try Self.event(r)
+          }
+          let through = events.count == limit ? events[events.count - 1].position : last
+          return (events, through)
+        }
+        if let deadline, ContinuousClock.now >= deadline {
+          throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
+        }
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, .milliseconds(20))
+      }
     }
   }
 

@@ -27,6 +27,10 @@ package final class PostgresConnection: @unchecked Sendable {
   private let lock = NIOLock()
   private let threadPool: NIOThreadPool
   private var closed = false
+  /// Statements prepared on this connection, by SQL text (touched only under `lock`).
+  private var prepared: [String: String] = [:]
+  /// Beyond this many distinct statements, further ones run unprepared.
+  static let preparedLimit = 512
 
   private init(connection: OpaquePointer, threadPool: NIOThreadPool) {
     self.connection = connection
@@ -218,8 +222,10 @@ package final class PostgresConnection: @unchecked Sendable {
 
   private func run(_ sql: SQL, _ name: String) throws(PostgresError) -> PostgresRows {
     guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+    let statement = try prepare(sql, name)
     let result = try withParameters(sql, name) { count, types, values, lengths, formats in
-      PQexecParams(connection, sql.text, count, types, values, lengths, formats, 0)
+      if let statement { return PQexecPrepared(connection, statement, count, values, lengths, formats, 0) }
+      return PQexecParams(connection, sql.text, count, types, values, lengths, formats, 0)
     }
     guard let result else {
       throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
@@ -238,13 +244,17 @@ package final class PostgresConnection: @unchecked Sendable {
   func runPipeline(_ statements: [(sql: SQL, name: String)]) throws(PostgresError) -> [PostgresRows] {
     let name = statements.first?.name ?? "pipeline"
     guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
+    // Statements are prepared before the pipeline (once per connection), so the pipeline itself
+    // only binds and executes.
+    let names = try statements.map { statement throws(PostgresError) in try prepare(statement.sql, statement.name) }
     guard PQenterPipelineMode(connection) == 1 else {
       throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
     }
     defer { _ = PQexitPipelineMode(connection) }
-    for (sql, statementName) in statements {
+    for ((sql, statementName), prepared) in zip(statements, names) {
       let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
-        PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+        if let prepared { return PQsendQueryPrepared(connection, prepared, count, values, lengths, formats, 0) }
+        return PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
       }
       guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
     }
@@ -284,6 +294,28 @@ package final class PostgresConnection: @unchecked Sendable {
         .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(Self.message(connection))", queryName: name)
     }
     return results
+  }
+
+  /// The name of `sql`'s prepared statement on this connection, preparing it the first time
+  /// (parse and plan once, not per call); `nil` past ``preparedLimit`` distinct statements.
+  private func prepare(_ sql: SQL, _ name: String) throws(PostgresError) -> String? {
+    if let known = prepared[sql.text] { return known }
+    guard prepared.count < Self.preparedLimit else { return nil }
+    let statement = "quad_\(prepared.count + 1)"
+    var types = [UInt32](repeating: 0, count: sql.binds.count)
+    for (i, bind) in sql.binds.enumerated() {
+      switch bind {
+      case .null: types[i] = 0
+      case .text(_, let oid), .binary(_, let oid): types[i] = oid
+      }
+    }
+    guard let result = PQprepare(connection, statement, sql.text, Int32(types.count), types) else {
+      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+    }
+    defer { PQclear(result) }
+    try check(result, name)
+    prepared[sql.text] = statement
+    return statement
   }
 
   /// Calls `body` with libpq's parameter arrays for `sql`'s binds, valid only inside it.

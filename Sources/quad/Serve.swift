@@ -32,9 +32,13 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("pool-size"), help: "PostgreSQL connections at most.")
   var poolSize = 16
 
+  @Option(name: .customLong("relay-tail-mib"), help: "Memory the relay keeps the newest events in, shared by all subscribers (MiB).")
+  var relayTailMiB = 64
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
+    guard (1...65_536).contains(relayTailMiB) else { throw ValidationError("--relay-tail-mib must be 1 to 65536") }
     guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
   }
 
@@ -59,41 +63,64 @@ struct ServeCommand: AsyncParsableCommand {
         throw ServeFailure(message: "quad serve: \(e.description)")
       }
     }
-    let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
-    let store = EventStore(pool: pool)
+    let platform: EventPlatform
     do {
-      try await store.migrate()
+      var relay = EventRelay.Settings()
+      relay.tailByteCapacity = relayTailMiB << 20
+      platform = try await EventPlatform.start(conninfo: conninfo, poolSize: poolSize, relay: relay)
     } catch {
-      pool.shutdown()
       try? await embedded?.stop()
       throw ServeFailure(message: "quad serve: the database at \(url == nil ? "the private cluster" : "--database-url") is not usable: \(error)")
     }
-    let relay = EventRelay(store: store)
-    let events = EventsService(relay: relay)
     var router = Router()
-    events.register(in: &router)
+    platform.events.register(in: &router)
     let health = HealthService()
     health.setStatus(.serving, for: Quad_Events_V1_Events.serviceName)
     let server = try await GRPCServer.start(
       router: withStandardServices(router, files: EventsService.protoFiles, health: health), host: "0.0.0.0", port: port)
     FileHandle.standardOutput.write(Data("quad serve: serving quad.events.v1.Events on 0.0.0.0:\(server.port)\n".utf8))
 
-    let group = ServiceGroup(
-      configuration: ServiceGroupConfiguration(
-        services: [
-          .init(service: RelayService(relay: relay), serviceName: "relay"),
-          .init(service: GRPCServerService(server: server, health: health), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "grpc"),
-        ],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
     var outcome: Result<Void, any Error> = .success(())
-    do { try await group.run() } catch { outcome = .failure(error) }
-    pool.shutdown()
+    do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger) } catch { outcome = .failure(error) }
+    platform.store.pool.shutdown()
     if let embedded {
       do { try await embedded.stop() } catch { logger.error("\(error)") }
     }
     try outcome.get()
   }
+}
+
+/// The event log's parts on one database: pool, migrated store, relay, events service.
+struct EventPlatform {
+  let store: EventStore
+  let relay: EventRelay
+  let events: EventsService
+
+  static func start(conninfo: String, poolSize: Int, relay settings: EventRelay.Settings = EventRelay.Settings()) async throws -> EventPlatform {
+    let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
+    let store = EventStore(pool: pool)
+    do {
+      try await store.migrate()
+    } catch {
+      pool.shutdown()
+      throw error
+    }
+    let relay = EventRelay(store: store, settings: settings)
+    return EventPlatform(store: store, relay: relay, events: EventsService(relay: relay))
+  }
+}
+
+/// Serves `server` with the relay running until SIGTERM or SIGINT, then drains.
+func runUntilSignalled(_ server: GRPCServer, relay: EventRelay, health: HealthService, logger: Logger) async throws {
+  let group = ServiceGroup(
+    configuration: ServiceGroupConfiguration(
+      services: [
+        .init(service: RelayService(relay: relay), serviceName: "relay"),
+        .init(service: GRPCServerService(server: server, health: health), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "grpc"),
+      ],
+      gracefulShutdownSignals: [.sigterm, .sigint],
+      logger: logger))
+  try await group.run()
 }
 
 /// A start-up failure quad reports in one line and exits 1 for.

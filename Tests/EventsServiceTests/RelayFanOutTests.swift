@@ -13,14 +13,7 @@ internal import TestSupport
 /// back; instances on one database wake each other with NOTIFY (coalesced, not one per write).
 @Suite("Relay fan-out", .serialized)
 struct RelayFanOutTests {
-  static func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-      let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-    else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-  }
-
-  @Test("A stalled subscriber: memory stays bounded while 20 MB of events pass, the live subscriber gets every one, and the stalled one later catches up from the table in order")
+  @Test("A stalled subscriber: the live subscriber gets every one of 20,000 events meanwhile, and the stalled one later catches up from the table in order (server memory: ServeFaultTests)")
   func stalledSubscriber() async throws {
     var settings = EventRelay.Settings()
     settings.tailCapacity = 1000
@@ -37,7 +30,6 @@ struct RelayFanOutTests {
         _ = try await Self.write(h.store, count: 1, payload: payload)
         let first = try await it.next()
         #expect(first?.cursor.position != nil)
-        let before = Self.residentBytes()
         let live = try await withThrowingTaskGroup(of: Int.self) { group in
           group.addTask {
             try await events.subscribe(EventsServiceTests.request(start: .end), options: CallOptions(timeout: .seconds(300))) { stream in
@@ -54,12 +46,8 @@ struct RelayFanOutTests {
           _ = try await Self.write(h.store, count: total - 1, payload: payload)
           return try await group.next()!
         }
-        let growth = Self.residentBytes() - before
         #expect(live == total - 1)
-        // 20 MB went through; what stays is the tail (1 MiB here), one page per subscriber and
-        // the stalled stream's window: a few MiB, not the backlog.
-        #expect(growth < 24 << 20, "resident memory grew by \(growth >> 20) MiB")
-        print("stalled subscriber: resident growth \(growth >> 10) KiB for \(total) events of 1000 bytes; live subscriber commit-to-delivery \(latencies.summary)")
+        print("stalled subscriber present: live subscriber commit-to-delivery \(latencies.summary)")
         // Reading again, the stalled subscriber gets the rest, in order, from the table.
         var positions: [Int64] = [first!.cursor.position]
         while positions.count < total, let e = try await it.next() { positions.append(e.cursor.position) }

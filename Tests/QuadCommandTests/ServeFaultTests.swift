@@ -31,8 +31,8 @@ struct ServeFaultTests {
     func with<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
   }
 
-  static func startServe(_ conninfo: String, port: Int) async throws -> (BackgroundProcess, Int) {
-    let server = try await BackgroundProcess.start([QuadCommandTests.quad, "serve", "--port", String(port), "--database-url", conninfo])
+  static func startServe(_ conninfo: String, port: Int, extra: [String] = []) async throws -> (BackgroundProcess, Int) {
+    let server = try await BackgroundProcess.start([QuadCommandTests.quad, "serve", "--port", String(port), "--database-url", conninfo] + extra)
     guard let p = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }), server.firstLine.hasPrefix("quad serve: serving") else {
       throw Failure(message: "quad serve did not start: \(server.firstLine)")
     }
@@ -188,4 +188,69 @@ final class WritingFlag: Sendable {
   private let flag = Atomic<Bool>(true)
   var writing: Bool { flag.load(ordering: .relaxed) }
   func stop() { flag.store(false, ordering: .relaxed) }
+}
+
+/// `quad serve`'s memory with a subscriber that stops reading, measured on the server process
+/// alone.
+@Suite("quad serve with a stalled subscriber")
+struct ServeStalledSubscriberTests {
+  static func residentBytes(_ pid: Int32) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8),
+      let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+    else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+  }
+
+  @Test("40 MB of events pass a subscriber that stopped reading: the server's resident memory grows by a bounded amount, not by the backlog")
+  func boundedMemory() async throws {
+    let pg = try await TestPostgres.start()
+    let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: 8)
+    let store = EventStore(pool: pool)
+    try await store.migrate()
+    let (server, port) = try await ServeFaultTests.startServe(pg.conninfo, port: 0, extra: ["--relay-tail-mib", "4"])
+    let client = try GRPCClient(target: "127.0.0.1:\(port)")
+    let events = Quad_Events_V1_Events.Client(client)
+    let payload = [UInt8](repeating: 0x5A, count: 1000)
+    let total = 40_000
+    var growth = 0
+    try await events.subscribe(Quad_Events_V1_SubscribeRequest(), options: CallOptions(timeout: .seconds(300))) { stalled in
+      var it = stalled.makeAsyncIterator()
+      _ = try await store.transaction { tx in try await tx.append(NewEvent(type: "t", payload: payload), to: StreamID(type: "s", id: "first"), expectedVersion: 0) }
+      _ = try await it.next()
+      let before = Self.residentBytes(server.pid)
+      // Another instance writes 40 MB; the server's relay reads it all (its tail holds 4 MiB at
+      // most here) while this subscriber holds its stream window shut.
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for w in 0..<8 {
+          group.addTask {
+            for v in 1...(total / 8) {
+              _ = try await store.transaction { tx in
+                try await tx.append(NewEvent(type: "t", payload: payload), to: StreamID(type: "s", id: "w\(w)"), expectedVersion: Int64(v - 1))
+              }
+            }
+          }
+        }
+        try await group.waitForAll()
+      }
+      try await Task.sleep(for: .seconds(1))
+      growth = Self.residentBytes(server.pid) - before
+      // Reading again: everything arrives, in order.
+      var n = 1
+      var last: Int64 = 0
+      while n < total + 1, let e = try await it.next() {
+        #expect(e.cursor.position > last)
+        last = e.cursor.position
+        n += 1
+      }
+      #expect(n == total + 1)
+    }
+    print("quad serve with a stalled subscriber: resident memory grew \(growth >> 10) KiB while \(total) events of \(payload.count) bytes passed")
+    // What stays is the tail (4 MiB), a page per subscriber, the stream window and the
+    // allocator's slack: far below the 40 MB backlog.
+    #expect(growth < 24 << 20, "resident memory grew by \(growth >> 20) MiB")
+    await client.close()
+    await server.kill(signal: SIGTERM)
+    pool.shutdown()
+    await pg.stop()
+  }
 }

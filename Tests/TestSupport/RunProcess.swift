@@ -95,6 +95,9 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
   }
 
+  /// Its process id.
+  public var pid: Int32 { process.processIdentifier }
+
   /// How it ended: its exit status (or the signal that ended it).
   public var terminationStatus: Int32 { process.terminationStatus }
 
