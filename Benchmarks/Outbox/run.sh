@@ -17,6 +17,7 @@ QUAD="${QUAD_BIN:-$ROOT/.build/release/quad}"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-"1 8 32 64"}
+PARTS=${PARTS:-"writes latency catchup"}   # which of (a), (b), (c) to run
 OUT=${OUT_DIR:-$HERE}
 LOCK=/tmp/anchor-bench.lock
 [[ -x "$QUAD" ]] || { echo "no $QUAD: swift build -c release --product quad" >&2; exit 2; }
@@ -54,6 +55,8 @@ PY
 
 q() { psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 TSV="$OUT/writes.tsv"
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+if has writes; then
 printf 'impl\tclients\trun\ttx_per_s\tcommitted\n' > "$TSV"
 for c in $CLIENTS; do
   for r in $(seq "$RUNS"); do
@@ -62,7 +65,7 @@ for c in $CLIENTS; do
     printf 'pgbench-cte\t%s\t%s\t%s\t-\n' "$c" "$r" "$(cut -f6 <<< "$line")" >> "$TSV"
     # Quad: the same two rows through the gRPC write path.
     q "TRUNCATE bench_scans, quad_events CASCADE" && q "CHECKPOINT"
-    flock "$LOCK" h2load -t 2 -c "$c" -m 1 -D "$DURATION" --warm-up-time 1 -d "$WORK/body.bin" \
+    flock "$LOCK" h2load -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -m 1 -D "$DURATION" --warm-up-time 1 -d "$WORK/body.bin" \
       -H 'content-type: application/grpc' -H 'te: trailers' \
       "http://127.0.0.1:$PORT/quad.bench.v1.OutboxBench/RecordScan" > "$WORK/h2load.out" 2>&1 || true
     rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$WORK/h2load.out")
@@ -71,32 +74,39 @@ for c in $CLIENTS; do
     echo "clients $c run $r: pgbench $(cut -f6 <<< "$line") tx/s, quad ${rps:-nan} RPC/s ($committed events committed)" >&2
   done
 done
+fi
 
 # (b) commit-to-subscriber latency at 1,000 writes/s.
+if has latency; then
 LAT="$OUT/latency.tsv"
 : > "$LAT"
 for s in 1 100; do
   q "TRUNCATE bench_scans, quad_events CASCADE"
   flock "$LOCK" "$QUAD" bench-events "127.0.0.1:$PORT" --mode latency --subscribers "$s" --rate 1000 --duration "$DURATION" | tee -a "$LAT" >&2
 done
+fi
 
 # (c) catch-up: a 1,000,000-event log read by 10 subscribers at once.
+if has catchup; then
 q "TRUNCATE bench_scans, quad_events CASCADE"
 q "INSERT INTO quad_events (writer_xid, position, stream_type, stream_id, stream_version, event_type, payload, metadata)
    SELECT pg_current_xact_id(), nextval('quad_event_position'), 'scan', 's' || g, 1, 'quad.bench.v1.ScanRecorded',
           decode(repeat('a5', 200), 'hex'), '' FROM generate_series(1, 1000000) g"
 q "VACUUM ANALYZE quad_events"
 flock "$LOCK" "$QUAD" bench-events "127.0.0.1:$PORT" --mode catchup --subscribers 10 --expect 1000000 | tee "$OUT/catchup.tsv" >&2
+fi
+has writes || exit 0
 
 python3 - "$TSV" <<'PY'
 import statistics, sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
 for impl, c, _, tps, _ in rows:
-    if tps not in ("nan", ""): by[(impl, int(c))].append(float(tps))
+    if tps not in ("nan", "", "-"): by[(impl, int(c))].append(float(tps))
 print("| clients | pgbench one-statement outbox (tx/s, median) | Quad RecordScan over gRPC (RPC/s, median) | Quad / pgbench |")
 print("|---:|---:|---:|---:|")
 for c in sorted({c for _, c in by}):
+    if not by[("pgbench-cte", c)] or not by[("quad", c)]: continue
     p, q = statistics.median(by[("pgbench-cte", c)]), statistics.median(by[("quad", c)])
     print(f"| {c} | {p:,.0f} | {q:,.0f} | {q / p:.2f} |")
 PY

@@ -16,6 +16,8 @@ package final class EventConsumer: Sendable {
     /// The first retry's pause; each next one doubles, up to ``maximumBackoff``.
     package var initialBackoff: Duration = .milliseconds(100)
     package var maximumBackoff: Duration = .seconds(10)
+    /// Handled events between two checkpoint commits within a page.
+    package var checkpointEvery = 100
     /// How often parked events asked for a retry are looked for.
     package var retryPoll: Duration = .seconds(1)
     /// Lease timing (as ``EventsService``'s groups).
@@ -81,9 +83,13 @@ package final class EventConsumer: Sendable {
         await relay.waitForEvents(after: seen)
         continue
       }
-      for event in events { try await handle(event) }
-      // At-least-once: the checkpoint moves past a page once each of its events was handled
-      // (or parked); a crash in between hands the page over again.
+      // At-least-once: the checkpoint moves past events once they were handled (or parked),
+      // every ``Settings/checkpointEvery`` events and at the end of a page; a crash in between
+      // hands those events over again.
+      for (i, event) in events.enumerated() {
+        try await handle(event)
+        if (i + 1) % settings.checkpointEvery == 0 { _ = try await store.commitCheckpoint(group: group, position: event.position) }
+      }
       _ = try await store.commitCheckpoint(group: group, position: through)
       seen = through
     }

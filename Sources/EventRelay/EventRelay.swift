@@ -25,6 +25,8 @@ package final class EventRelay: Sendable {
     /// The tail's size, in events and in payload bytes.
     package var tailCapacity = 16_384
     package var tailByteCapacity = 64 * 1024 * 1024
+    /// Pages read from the table for subscribers catching up, shared between them.
+    package var catchUpCacheBytes = 16 * 1024 * 1024
     /// The channel instances wake each other on (`nil`: no LISTEN/NOTIFY, polling only).
     package var notifyChannel: String? = "quad_events"
     /// At most one NOTIFY per this interval for this instance's writes.
@@ -59,6 +61,7 @@ package final class EventRelay: Sendable {
   package let settings: Settings
   private let state: Mutex<State>
   private let readerBell = Doorbell()
+  private let catchUp: CatchUpPages
   private let notifierBell = Doorbell()
 
   private struct State {
@@ -81,6 +84,7 @@ package final class EventRelay: Sendable {
   package init(store: EventStore, settings: Settings = Settings()) {
     self.store = store
     self.settings = settings
+    catchUp = CatchUpPages(byteCapacity: settings.catchUpCacheBytes)
     state = Mutex(State(tail: EventTail(through: 0, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)))
     store.commits.observe { [readerBell, notifierBell] in
       readerBell.ring()
@@ -158,7 +162,10 @@ package final class EventRelay: Sendable {
     case .events(let events, let through):
       return (events, through)
     case .behind(let through):
-      return try await store.read(after: position, through: through, limit: min(limit * 2, 1000), filter: filter)
+      let key = CatchUpPages.Key(after: position, limit: 1000, filter: filter)
+      return try await catchUp.page(key, through: through) {
+        try await store.read(after: position, through: through, limit: key.limit, filter: filter)
+      }
     }
   }
 

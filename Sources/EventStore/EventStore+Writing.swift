@@ -98,7 +98,7 @@ extension EventStore {
     guard !statements.isEmpty else { return .committed(positions: []) }
     let results: [PostgresRows]
     do {
-      results = try await pool.withConnection { db in try await db.pipelineTransaction(statements) }
+      results = try await batcher.run(statements)
     } catch let e as PostgresError where e.sqlState == "QI001" {
       guard let (key, _) = write.idempotency else { throw e }
       switch try await answered(key, retention: idempotencyRetention) {

@@ -109,7 +109,18 @@ package struct EventStore: Sendable {
   /// message under the 4 MiB every client accepts by default.
   package static let maximumEventBytes = 4 * 1024 * 1024 - 64 * 1024
 
-  package init(pool: PostgresPool) { self.pool = pool }
+  /// Concurrent ``write(_:idempotencyRetention:)``s share round trips through it.
+  let batcher: WriteBatcher
+
+  /// - Parameter writeConcurrency: batches of writes in flight at once, each on one connection
+  ///   (default: three quarters of the pool, the rest left to readers). With durable commits a
+  ///   batch's transactions each wait for their own WAL flush, so writes batch only when more
+  ///   are waiting than this: measured here, 32 writers ran 7.4k/s unbatched, 5.4k/s in 10
+  ///   batches, 4.2k/s in 2.
+  package init(pool: PostgresPool, writeConcurrency: Int? = nil) {
+    self.pool = pool
+    batcher = WriteBatcher(pool: pool, concurrency: writeConcurrency ?? max(1, pool.maximumConnections * 3 / 4))
+  }
 
   /// Creates or updates the log's tables (under the migration lock).
   package func migrate() async throws {

@@ -192,9 +192,18 @@ package final class PostgresConnection: @unchecked Sendable {
   /// - Throws: ``PostgresError``; `.commitOutcomeUnknown` when the connection broke after
   ///   sending (the transaction may have committed: never report it as rolled back).
   package func pipelineTransaction(_ statements: [(sql: SQL, name: String)]) async throws -> [PostgresRows] {
+    try await pipelineTransactions([statements])[0].get()
+  }
+
+  /// Runs each element of `transactions` as a transaction of its own, all in one round trip:
+  /// what many concurrent writes share (each commits or fails alone).
+  ///
+  /// - Returns: each transaction's rows or error (`.commitOutcomeUnknown` for those whose end
+  ///   was not read before the connection broke).
+  package func pipelineTransactions(_ transactions: [[(sql: SQL, name: String)]]) async throws -> [Result<[PostgresRows], PostgresError>] {
     try await withTaskCancellationHandler {
       try await threadPool.runIfActive { [self] in
-        try lock.withLock { () throws -> [PostgresRows] in try runPipeline(statements) }
+        try lock.withLock { () throws -> [Result<[PostgresRows], PostgresError>] in try runPipeline(transactions) }
       }
     } onCancel: {
       cancel()
@@ -235,65 +244,78 @@ package final class PostgresConnection: @unchecked Sendable {
     return Self.rows(result)
   }
 
-  /// Runs `statements` as one transaction in one round trip (libpq pipeline mode: every
-  /// statement, then one Sync; the server runs them in one implicit transaction, committed at
-  /// the Sync unless one fails, which rolls back all of them).
+  /// Runs each element of `transactions` as one transaction, all of them in one round trip
+  /// (libpq pipeline mode: each transaction's statements, then a Sync; the server runs the
+  /// statements before a Sync in one implicit transaction, committed at the Sync unless one
+  /// fails, which rolls that transaction back and leaves the others alone).
   ///
-  /// - Throws: the first failing statement's ``PostgresError``; `.commitOutcomeUnknown` when the
-  ///   connection broke after the statements were sent (they may have committed).
-  func runPipeline(_ statements: [(sql: SQL, name: String)]) throws(PostgresError) -> [PostgresRows] {
-    let name = statements.first?.name ?? "pipeline"
+  /// Each transaction's outcome: its statements' rows, or the first failing statement's
+  /// ``PostgresError``; `.commitOutcomeUnknown` for those whose end was not read before the
+  /// connection broke (they may have committed).
+  func runPipeline(_ transactions: [[(sql: SQL, name: String)]]) throws(PostgresError) -> [Result<[PostgresRows], PostgresError>] {
+    let name = transactions.first?.first?.name ?? "pipeline"
     guard !closed else { throw PostgresError(.connectionLost, "the connection is closed", queryName: name) }
     // Statements are prepared before the pipeline (once per connection), so the pipeline itself
     // only binds and executes.
-    let names = try statements.map { statement throws(PostgresError) in try prepare(statement.sql, statement.name) }
+    let names = try transactions.map { statements throws(PostgresError) in
+      try statements.map { statement throws(PostgresError) in try prepare(statement.sql, statement.name) }
+    }
     guard PQenterPipelineMode(connection) == 1 else {
       throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
     }
     defer { _ = PQexitPipelineMode(connection) }
-    for ((sql, statementName), prepared) in zip(statements, names) {
-      let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
-        if let prepared { return PQsendQueryPrepared(connection, prepared, count, values, lengths, formats, 0) }
-        return PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+    for (statements, prepared) in zip(transactions, names) {
+      for ((sql, statementName), prepared) in zip(statements, prepared) {
+        let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
+          if let prepared { return PQsendQueryPrepared(connection, prepared, count, values, lengths, formats, 0) }
+          return PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+        }
+        guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
       }
-      guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
+      guard PQpipelineSync(connection) == 1 else {
+        throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+      }
     }
-    guard PQpipelineSync(connection) == 1 else {
-      throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
-    }
-    var results: [PostgresRows] = []
-    var failure: PostgresError?
-    for (_, statementName) in statements {
-      // Each statement's results, up to a NULL.
+    var outcomes: [Result<[PostgresRows], PostgresError>] = []
+    for statements in transactions {
+      var results: [PostgresRows] = []
+      var failure: PostgresError?
+      for (_, statementName) in statements {
+        // Each statement's results, up to a NULL.
+        while let result = PQgetResult(connection) {
+          defer { PQclear(result) }
+          switch PQresultStatus(result) {
+          case PGRES_PIPELINE_ABORTED:
+            break
+          case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+            results.append(Self.rows(result))
+          default:
+            do { try check(result, statementName) } catch { failure = failure ?? error }
+          }
+        }
+        if PQstatus(connection) != CONNECTION_OK { break }
+      }
+      // The Sync's own result: the transaction's end.
+      var synced = false
       while let result = PQgetResult(connection) {
-        defer { PQclear(result) }
-        switch PQresultStatus(result) {
-        case PGRES_PIPELINE_ABORTED:
+        let status = PQresultStatus(result)
+        PQclear(result)
+        if status == PGRES_PIPELINE_SYNC {
+          synced = true
           break
-        case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
-          results.append(Self.rows(result))
-        default:
-          do { try check(result, statementName) } catch { failure = failure ?? error }
         }
       }
-      if PQstatus(connection) != CONNECTION_OK { break }
-    }
-    // The Sync's own result: the transaction's end.
-    var synced = false
-    while let result = PQgetResult(connection) {
-      let status = PQresultStatus(result)
-      PQclear(result)
-      if status == PGRES_PIPELINE_SYNC {
-        synced = true
-        break
+      if let failure, failure.code != .connectionLost {
+        outcomes.append(.failure(failure))
+      } else if !synced || PQstatus(connection) != CONNECTION_OK {
+        outcomes.append(.failure(PostgresError(
+          .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(Self.message(connection))",
+          queryName: statements.first?.name)))
+      } else {
+        outcomes.append(.success(results))
       }
     }
-    if let failure, failure.code != .connectionLost { throw failure }
-    guard synced, PQstatus(connection) == CONNECTION_OK else {
-      throw PostgresError(
-        .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(Self.message(connection))", queryName: name)
-    }
-    return results
+    return outcomes
   }
 
   /// The name of `sql`'s prepared statement on this connection, preparing it the first time

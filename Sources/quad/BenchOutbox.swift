@@ -27,6 +27,9 @@ struct BenchOutboxServer: AsyncParsableCommand {
   @Option(name: .customLong("pool-size"), help: "PostgreSQL connections at most.")
   var poolSize = 64
 
+  @Option(name: .customLong("write-concurrency"), help: "Batches of writes in flight at once (default: three quarters of the pool).")
+  var writeConcurrency: Int?
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
@@ -34,7 +37,7 @@ struct BenchOutboxServer: AsyncParsableCommand {
 
   func run() async throws {
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
-    let platform = try await EventPlatform.start(conninfo: databaseURL, poolSize: poolSize)
+    let platform = try await EventPlatform.start(conninfo: databaseURL, poolSize: poolSize, writeConcurrency: writeConcurrency)
     let bench = OutboxBenchService(store: platform.store)
     try await bench.prepare()
     var router = Router()
@@ -60,7 +63,7 @@ struct BenchEvents: AsyncParsableCommand {
     abstract: "Measure commit-to-subscriber latency or catch-up throughput of quad.events.v1.Events."
   )
 
-  enum Mode: String, ExpressibleByArgument { case latency, catchup }
+  enum Mode: String, ExpressibleByArgument { case latency, catchup, store }
 
   @Argument(help: "The server (host:port).")
   var target: String
@@ -80,6 +83,15 @@ struct BenchEvents: AsyncParsableCommand {
   @Option(help: "catchup: events each subscriber reads.")
   var expect = 1_000_000
 
+  @Option(help: "store: concurrent writers calling EventStore.write in this process (no gRPC).")
+  var writers = 32
+
+  @Option(name: .customLong("database-url"), help: "store: the PostgreSQL the server uses.")
+  var databaseURL: String?
+
+  @Option(name: .customLong("write-concurrency"), help: "store: batches of writes in flight at once.")
+  var writeConcurrency: Int?
+
   func validate() throws {
     guard subscribers >= 1, rate >= 1, duration >= 1, expect >= 1 else { throw ValidationError("counts must be positive") }
   }
@@ -88,7 +100,40 @@ struct BenchEvents: AsyncParsableCommand {
     switch mode {
     case .latency: try await latency()
     case .catchup: try await catchUp()
+    case .store: try await storeWrites()
     }
+  }
+
+  /// The same writes as RecordScan, straight through EventStore (the database layer's share).
+  func storeWrites() async throws {
+    guard let databaseURL else { throw ValidationError("--mode store needs --database-url") }
+    let platform = try await EventPlatform.start(conninfo: databaseURL, poolSize: writers + 8, writeConcurrency: writeConcurrency)
+    let bench = OutboxBenchService(store: platform.store)
+    try await bench.prepare()
+    let stop = ContinuousClock.now + .seconds(duration)
+    let start = ContinuousClock.now
+    let count = try await withThrowingTaskGroup(of: Int.self) { group in
+      for _ in 0..<writers {
+        group.addTask {
+          var n = 0
+          var r = Quad_Bench_V1_RecordScanRequest()
+          r.studentId = "S42"
+          r.location = "gate-3"
+          r.payload = [UInt8](repeating: 0xA5, count: 200)
+          while ContinuousClock.now < stop {
+            _ = try await bench.recordScan(r, context: ServerContext(path: "/bench"))
+            n += 1
+          }
+          return n
+        }
+      }
+      var sum = 0
+      for try await n in group { sum += n }
+      return sum
+    }
+    let seconds = Self.seconds(ContinuousClock.now - start)
+    print(String(format: "store\twriters=%d\twrites=%d\tseconds=%.2f\twrites_per_s=%.0f", writers, count, seconds, Double(count) / seconds))
+    platform.store.pool.shutdown()
   }
 
   /// A connection per 10 subscribers, as separate client processes would spread them.

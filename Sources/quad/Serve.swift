@@ -96,9 +96,11 @@ struct EventPlatform {
   let relay: EventRelay
   let events: EventsService
 
-  static func start(conninfo: String, poolSize: Int, relay settings: EventRelay.Settings = EventRelay.Settings()) async throws -> EventPlatform {
+  static func start(
+    conninfo: String, poolSize: Int, writeConcurrency: Int? = nil, relay settings: EventRelay.Settings = EventRelay.Settings()
+  ) async throws -> EventPlatform {
     let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
-    let store = EventStore(pool: pool)
+    let store = EventStore(pool: pool, writeConcurrency: writeConcurrency)
     do {
       try await store.migrate()
     } catch {
