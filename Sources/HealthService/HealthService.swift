@@ -35,6 +35,11 @@ package final class HealthService: Grpc_Health_V1_Health.ServiceProtocol {
     for w in watchers { w.yield(status) }
   }
 
+  /// How many `Watch` calls follow `service` now (for metrics and tests).
+  package func watcherCount(for service: String) -> Int {
+    state.withLock { $0.watchers[service]?.count ?? 0 }
+  }
+
   /// The status of a service, `nil` when never set.
   package func status(of service: String) -> Status? {
     state.withLock { $0.statuses[service] }

@@ -152,8 +152,9 @@ struct QuadCommandTests {
     let (unknownStatus, _) = try await Self.quad(["health", address, "campus.nope.v1.Nope"])
     #expect(unknownStatus == 64 + 5)
     // --watch waits until SERVING.
-    async let watched = Self.quad(["health", address, "campus.scans.v1.Scans", "--watch", "--max-time", "20"])
-    try await Task.sleep(for: .milliseconds(500))
+    async let watched = Self.quad(["health", address, "campus.scans.v1.Scans", "--watch", "--max-time", "60"])
+    // The change comes once the watch is registered (it then sees NOT_SERVING first, always).
+    while health.watcherCount(for: "campus.scans.v1.Scans") == 0 { try await Task.sleep(for: .milliseconds(20)) }
     health.setStatus(.serving, for: "campus.scans.v1.Scans")
     let (watchStatus, watch) = try await watched
     #expect(watchStatus == 0, "\(watch)")
