@@ -23,3 +23,32 @@ extension PostgresConnection {
     return result
   }
 }
+
+extension PostgresConnection {
+  /// Inside a transaction, runs `body` under a savepoint: its work stays when it returns, and
+  /// only its work is undone when it throws (the transaction goes on, usable).
+  ///
+  /// ```swift
+  /// try await db.transaction { tx in
+  ///   _ = try await tx.query("INSERT INTO imports VALUES (\(batch))", named: "imports.insert")
+  ///   for row in rows {
+  ///     do { try await tx.savepoint { sp in try await upsert(row, sp) } } catch { rejected.append(row) }
+  ///   }
+  /// }
+  /// ```
+  ///
+  /// - Throws: what `body` threw (after rolling back to the savepoint).
+  package func savepoint<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
+    _ = try await query("SAVEPOINT quad_savepoint", named: "transaction.savepoint")
+    let result: R
+    do {
+      result = try await body(self)
+    } catch {
+      _ = try? await query("ROLLBACK TO SAVEPOINT quad_savepoint", named: "transaction.savepoint.rollback")
+      _ = try? await query("RELEASE SAVEPOINT quad_savepoint", named: "transaction.savepoint.release")
+      throw error
+    }
+    _ = try await query("RELEASE SAVEPOINT quad_savepoint", named: "transaction.savepoint.release")
+    return result
+  }
+}

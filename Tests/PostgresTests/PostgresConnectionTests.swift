@@ -107,6 +107,33 @@ struct PostgresConnectionTests {
     }
   }
 
+  @Test("A savepoint undoes only its own work when it throws; nested savepoints; the transaction commits the rest")
+  func savepoints() async throws {
+    struct Refused: Error {}
+    try await Self.withDatabase { db, _ in
+      _ = try await db.query("CREATE TABLE rows (id int8 PRIMARY KEY)", named: "test.create")
+      try await db.transaction { tx in
+        _ = try await tx.query("INSERT INTO rows VALUES (\(1))", named: "test.insert")
+        // A failing statement inside a savepoint: the transaction is not aborted.
+        await #expect(throws: PostgresError.self) {
+          try await tx.savepoint { sp in _ = try await sp.query("INSERT INTO rows VALUES (\(1))", named: "test.duplicate") }
+        }
+        try await tx.savepoint { sp in
+          _ = try await sp.query("INSERT INTO rows VALUES (\(2))", named: "test.insert")
+          await #expect(throws: Refused.self) {
+            try await sp.savepoint { inner in
+              _ = try await inner.query("INSERT INTO rows VALUES (\(3))", named: "test.insert")
+              throw Refused()
+            }
+          }
+        }
+        _ = try await tx.query("INSERT INTO rows VALUES (\(4))", named: "test.insert")
+      }
+      let ids = try await db.query("SELECT id FROM rows ORDER BY id", named: "test.ids")
+      #expect(try ids.map { try $0.decode("id", as: Int.self) } == [1, 2, 4])
+    }
+  }
+
   @Test("Cancelling the task cancels the statement on the server")
   func cancellation() async throws {
     try await Self.withDatabase { db, _ in
