@@ -28,6 +28,8 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
   private let nextSubscription = Atomic<Int>(0)
   /// The log's identity, read once.
   private let identityCache = Mutex<String?>(nil)
+  /// Envelopes encoded once for all subscribers.
+  private let envelopes = EnvelopeCache()
 
   /// The descriptors of `events.proto` and its options, for reflection.
   package static let protoFiles = [
@@ -91,9 +93,7 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
         await relay.waitForEvents(after: seen)
         continue
       }
-      if !events.isEmpty {
-        try await writer.write(contentsOf: events.map { Self.envelope($0, log: log) })
-      }
+      for e in events { try await writer.raw.write(envelopes.encoded(e, log: log)) }
       seen = through
     }
     throw RPCError(code: .cancelled, message: "the subscription was cancelled")
