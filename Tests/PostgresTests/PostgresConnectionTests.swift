@@ -134,6 +134,31 @@ struct PostgresConnectionTests {
     }
   }
 
+  @Test("TLS through libpq's own settings: verify-full with the right CA connects encrypted; a foreign CA or a wrong host name is refused")
+  func tls() async throws {
+    let certificates = try await TestCertificates.make()
+    let pg = try await TestPostgres.start(tls: certificates)
+    let port = try #require(pg.tlsPort)
+    let url = "postgresql://postgres@localhost:\(port)/postgres?sslmode=verify-full&sslrootcert=\(certificates.caCertificate)"
+    let db = try await PostgresConnection.connect(url)
+    let ssl = try await db.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", named: "test.ssl")
+    #expect(try ssl[0].decode("ssl", as: Bool.self))
+    await db.close()
+    for refused in [
+      "postgresql://postgres@localhost:\(port)/postgres?sslmode=verify-full&sslrootcert=\(certificates.strangerCA)",
+      "host=elsewhere.campus hostaddr=127.0.0.1 port=\(port) user=postgres dbname=postgres sslmode=verify-full sslrootcert=\(certificates.caCertificate)",
+    ] {
+      do {
+        _ = try await PostgresConnection.connect(refused)
+        Issue.record("connected with \(refused)")
+      } catch let e as PostgresError {
+        #expect(e.code == .connection, "\(e)")
+        #expect(e.message.contains("certificate") || e.message.contains("server name") || e.message.contains("does not match"), "\(e)")
+      }
+    }
+    await pg.stop()
+  }
+
   @Test("Cancelling the task cancels the statement on the server")
   func cancellation() async throws {
     try await Self.withDatabase { db, _ in

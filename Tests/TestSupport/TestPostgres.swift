@@ -8,16 +8,36 @@ public final class TestPostgres: Sendable {
   /// The cluster's folder (data, socket, log).
   public let directory: String
   /// libpq connection string for database `postgres` as user `postgres`.
-  public var conninfo: String { "host=\(directory)/socket user=postgres dbname=postgres" }
+  public var conninfo: String { "host=\(directory)/socket port=\(tlsPort ?? 5432) user=postgres dbname=postgres" }
 
-  private init(directory: String) { self.directory = directory }
+  /// The TCP port on 127.0.0.1 when started with TLS (`nil`: Unix socket only).
+  public let tlsPort: Int?
+
+  private init(directory: String, tlsPort: Int? = nil) {
+    self.directory = directory
+    self.tlsPort = tlsPort
+  }
 
   /// Debian keeps the server binaries out of PATH: the newest /usr/lib/postgresql/N/bin.
   static let findBin = #"BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1); [ -x "$BIN/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)"; exit 1; }"#
 
   /// Creates and starts a cluster; throws with initdb's or pg_ctl's output when that fails.
-  public static func start() async throws -> TestPostgres {
+  ///
+  /// - Parameter tls: also listen on 127.0.0.1 (a free port, ``tlsPort``) with TLS, serving
+  ///   these certificates' server certificate.
+  public static func start(tls: TestCertificates? = nil) async throws -> TestPostgres {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quad-pg-\(UUID().uuidString)").path
+    var port: Int?
+    var tlsOptions = ""
+    var tlsSetup = ""
+    if let tls {
+      let p = try freePort()
+      port = p
+      tlsSetup = """
+        cp '\(tls.serverCertificate)' '\(dir)/server.pem'; cp '\(tls.serverKey)' '\(dir)/server.key'; chmod 600 '\(dir)/server.key'
+        """
+      tlsOptions = " -c listen_addresses=127.0.0.1 -p \(p) -c ssl=on -c ssl_cert_file=\(dir)/server.pem -c ssl_key_file=\(dir)/server.key"
+    }
     let script = """
       set -e
       \(findBin)
@@ -27,17 +47,34 @@ public final class TestPostgres: Sendable {
         AS="runuser -u quadtest --"
       fi
       mkdir -p '\(dir)/socket'
+      \(tlsSetup)
       [ -z "$AS" ] || chown -R quadtest '\(dir)'
       chmod 700 '\(dir)'
       $AS env LC_ALL=C "$BIN/initdb" -D '\(dir)/data' -U postgres --auth=trust -E UTF8 --locale=C >'\(dir)/initdb.log' 2>&1 || { cat '\(dir)/initdb.log'; exit 1; }
       $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(dir)/data' -l '\(dir)/server.log' -w -t 60 \
-        -o "-c listen_addresses='' -c unix_socket_directories='\(dir)/socket' -c fsync=off -c max_connections=200" start </dev/null >/dev/null 2>&1 \
+        -o "-c listen_addresses='' -c unix_socket_directories='\(dir)/socket' -c fsync=off -c max_connections=200\(tlsOptions)" start </dev/null >/dev/null 2>&1 \
         || { cat '\(dir)/server.log'; exit 1; }
       echo started
       """
     let (status, output) = await runShell(script)
     guard status == 0 else { throw Failure(output: output) }
-    return TestPostgres(directory: dir)
+    return TestPostgres(directory: dir, tlsPort: port)
+  }
+
+  /// A TCP port free on 127.0.0.1 now.
+  static func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { p in
+      p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw Failure(output: "no free TCP port") }
+    return Int(UInt16(bigEndian: address.sin_port))
   }
 
   /// Restarts the server (fast: sessions are cut, as when PostgreSQL restarts under a running
