@@ -23,6 +23,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
@@ -132,14 +133,17 @@ let package = Package(
     // quad.events.v1.Events: subscriptions, consumer groups, stream history over gRPC.
     .target(
       name: "EventsService",
-      dependencies: ["EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      dependencies: [
+        "EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
       swiftSettings: swiftSettings
     ),
 
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
-      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire", "EventStore", "Postgres"],
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire", "EventStore", "EventsService", "Postgres"],
       swiftSettings: swiftSettings
     ),
 
@@ -294,7 +298,7 @@ let package = Package(
     ),
     .testTarget(
       name: "EventsServiceTests",
-      dependencies: ["EventsService", "EventConsumers", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
+      dependencies: ["EventsService", "EventConsumers", "BenchService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
       exclude: ["python"],
       swiftSettings: swiftSettings
     ),

@@ -120,8 +120,9 @@ package struct Quad_Bench_V1_RecordScanRequest: QuadProtobuf.Message {
 package struct Quad_Bench_V1_RecordScanResponse: QuadProtobuf.Message {
   package static let protoMessageName = "quad.bench.v1.RecordScanResponse"
 
-  /// The event's position in the log.
-  package var position: Swift.Int64 = 0
+  /// The scan's id (its event's stream id). A retry with the same idempotency-key gets the
+  /// same answer.
+  package var scanId: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
   package var unknownFields = QuadProtobuf.UnknownFields()
@@ -132,8 +133,8 @@ package struct Quad_Bench_V1_RecordScanResponse: QuadProtobuf.Message {
   package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
     while let tag = try decoder.nextTag() {
       switch tag {
-      case 8:
-        self.position = try QuadProtobuf.ProtoInt64.read(from: &decoder)
+      case 10:
+        self.scanId = try QuadProtobuf.ProtoString.read(from: &decoder)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -142,25 +143,25 @@ package struct Quad_Bench_V1_RecordScanResponse: QuadProtobuf.Message {
 
   package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
     var n = unknownFields.count
-    if self.position != 0 {
-      n += 1 + QuadProtobuf.ProtoInt64.size(of: self.position, cache: &cache)
+    if !self.scanId.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.scanId, cache: &cache)
     }
     return n
   }
 
   package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
-    if self.position != 0 {
-      encoder.writeTag(8)
-      QuadProtobuf.ProtoInt64.write(self.position, to: &encoder)
+    if !self.scanId.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.scanId, to: &encoder)
     }
     encoder.writeUnknown(unknownFields)
   }
 
   package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
     writer.beginObject()
-    if self.position != 0 {
-      writer.key("position")
-      writer.writeInt64(self.position)
+    if !self.scanId.isEmpty {
+      writer.key("scanId")
+      writer.writeString(self.scanId)
     }
     writer.endObject()
   }
@@ -169,11 +170,11 @@ package struct Quad_Bench_V1_RecordScanResponse: QuadProtobuf.Message {
     try reader.beginObject()
     while let key = try reader.nextKey() {
       switch key {
-      case "position":
+      case "scanId", "scan_id":
         if try reader.readNull() {
-          self.position = 0
+          self.scanId = ""
         } else {
-          self.position = try reader.readInt64()
+          self.scanId = try reader.readString()
         }
       default:
         try reader.unknownField(key, in: Self.protoMessageName)
@@ -195,18 +196,18 @@ package enum QuadFile_quad_bench_v1_outbox_proto {
   package static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   ChpxdWFkL2JlbmNoL3YxL291dGJveC5wcm90bxINcXVhZC5iZW5jaC52MSJoChFSZWNvcmRTY2FuUmVxdWVzdBIdCgpzdHVkZW50
   X2lkGAEgASgJUglzdHVkZW50SWQSGgoIbG9jYXRpb24YAiABKAlSCGxvY2F0aW9uEhgKB3BheWxvYWQYAyABKAxSB3BheWxvYWQi
-  MAoSUmVjb3JkU2NhblJlc3BvbnNlEhoKCHBvc2l0aW9uGAEgASgDUghwb3NpdGlvbjJgCgtPdXRib3hCZW5jaBJRCgpSZWNvcmRT
-  Y2FuEiAucXVhZC5iZW5jaC52MS5SZWNvcmRTY2FuUmVxdWVzdBohLnF1YWQuYmVuY2gudjEuUmVjb3JkU2NhblJlc3BvbnNlSuoF
-  CgYSBAIAFQEKxgEKAQwSAwIAEhq7ASBUaGUgb3V0Ym94IGJlbmNobWFyaydzIHdyaXRlOiBvbmUgc2NhbiByb3cgYW5kIGl0cyBl
-  dmVudCwgY29tbWl0dGVkIHRvZ2V0aGVyIHRocm91Z2ggUXVhZCdzCiBldmVudCBzdG9yZSAoYHF1YWQgYmVuY2gtb3V0Ym94LXNl
-  cnZlcmApLCB0aGUgc2FtZSB3b3JrIGFzIHRoZSBwZ2JlbmNoIG9uZS1zdGF0ZW1lbnQgb3V0Ym94LgoKCAoBAhIDBAAWCgoKAgYA
-  EgQGAAkBCgoKAwYAARIDBggTClgKBAYAAgASAwgCQRpLIEluc2VydHMgYSBzY2FuIHJvdyBhbmQgYXBwZW5kcyBpdHMgU2NhblJl
-  Y29yZGVkIGV2ZW50IGluIG9uZSB0cmFuc2FjdGlvbi4KCgwKBQYAAgABEgMIBhAKDAoFBgACAAISAwgRIgoMCgUGAAIAAxIDCC0/
-  CgoKAgQAEgQLABABCgoKAwQAARIDCwgZCgsKBAQAAgASAwwCGAoMCgUEAAIABRIDDAIICgwKBQQAAgABEgMMCRMKDAoFBAACAAMS
-  AwwWFwoLCgQEAAIBEgMNAhYKDAoFBAACAQUSAw0CCAoMCgUEAAIBARIDDQkRCgwKBQQAAgEDEgMNFBUKTgoEBAACAhIDDwIUGkEg
-  VGhlIGV2ZW50J3MgcGF5bG9hZCAoMjAwIGJ5dGVzIGluIHRoZSBiZW5jaG1hcmssIGFzIHBnYmVuY2gncykuCgoMCgUEAAICBRID
-  DwIHCgwKBQQAAgIBEgMPCA8KDAoFBAACAgMSAw8SEwoKCgIEARIEEgAVAQoKCgMEAQESAxIIGgovCgQEAQIAEgMUAhUaIiBUaGUg
-  ZXZlbnQncyBwb3NpdGlvbiBpbiB0aGUgbG9nLgoKDAoFBAECAAUSAxQCBwoMCgUEAQIAARIDFAgQCgwKBQQBAgADEgMUExRiBnBy
-  b3RvMw==
+  LQoSUmVjb3JkU2NhblJlc3BvbnNlEhcKB3NjYW5faWQYASABKAlSBnNjYW5JZDJgCgtPdXRib3hCZW5jaBJRCgpSZWNvcmRTY2Fu
+  EiAucXVhZC5iZW5jaC52MS5SZWNvcmRTY2FuUmVxdWVzdBohLnF1YWQuYmVuY2gudjEuUmVjb3JkU2NhblJlc3BvbnNlSq0GCgYS
+  BAIAFgEKxgEKAQwSAwIAEhq7ASBUaGUgb3V0Ym94IGJlbmNobWFyaydzIHdyaXRlOiBvbmUgc2NhbiByb3cgYW5kIGl0cyBldmVu
+  dCwgY29tbWl0dGVkIHRvZ2V0aGVyIHRocm91Z2ggUXVhZCdzCiBldmVudCBzdG9yZSAoYHF1YWQgYmVuY2gtb3V0Ym94LXNlcnZl
+  cmApLCB0aGUgc2FtZSB3b3JrIGFzIHRoZSBwZ2JlbmNoIG9uZS1zdGF0ZW1lbnQgb3V0Ym94LgoKCAoBAhIDBAAWCgoKAgYAEgQG
+  AAkBCgoKAwYAARIDBggTClgKBAYAAgASAwgCQRpLIEluc2VydHMgYSBzY2FuIHJvdyBhbmQgYXBwZW5kcyBpdHMgU2NhblJlY29y
+  ZGVkIGV2ZW50IGluIG9uZSB0cmFuc2FjdGlvbi4KCgwKBQYAAgABEgMIBhAKDAoFBgACAAISAwgRIgoMCgUGAAIAAxIDCC0/CgoK
+  AgQAEgQLABABCgoKAwQAARIDCwgZCgsKBAQAAgASAwwCGAoMCgUEAAIABRIDDAIICgwKBQQAAgABEgMMCRMKDAoFBAACAAMSAwwW
+  FwoLCgQEAAIBEgMNAhYKDAoFBAACAQUSAw0CCAoMCgUEAAIBARIDDQkRCgwKBQQAAgEDEgMNFBUKTgoEBAACAhIDDwIUGkEgVGhl
+  IGV2ZW50J3MgcGF5bG9hZCAoMjAwIGJ5dGVzIGluIHRoZSBiZW5jaG1hcmssIGFzIHBnYmVuY2gncykuCgoMCgUEAAICBRIDDwIH
+  CgwKBQQAAgIBEgMPCA8KDAoFBAACAgMSAw8SEwoKCgIEARIEEgAWAQoKCgMEAQESAxIIGgpyCgQEAQIAEgMVAhUaZSBUaGUgc2Nh
+  bidzIGlkIChpdHMgZXZlbnQncyBzdHJlYW0gaWQpLiBBIHJldHJ5IHdpdGggdGhlIHNhbWUgaWRlbXBvdGVuY3kta2V5IGdldHMg
+  dGhlCiBzYW1lIGFuc3dlci4KCgwKBQQBAgAFEgMVAggKDAoFBAECAAESAxUJEAoMCgUEAQIAAxIDFRMUYgZwcm90bzM=
   """)
 }
