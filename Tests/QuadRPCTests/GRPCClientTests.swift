@@ -163,7 +163,7 @@ struct GRPCClientTests {
     // Well before the handler's 10 s (loosely: a loaded machine may resume this task late).
     #expect(ContinuousClock.now - start < .seconds(8))
     // The handler's task sees the cancellation once it runs again (the pool may be busy).
-    for _ in 0..<100 where !p.cancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
+    for _ in 0..<600 where !p.cancelled.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(50)) }
     #expect(p.cancelled.withLock { $0 })
 
     // A deadline passed on from a handler's context: already past, so the call fails at once.
