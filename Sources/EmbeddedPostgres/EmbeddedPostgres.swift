@@ -139,7 +139,7 @@ package final class EmbeddedPostgres: Sendable {
     if let dir = opendir("/usr/lib/postgresql") {
       defer { closedir(dir) }
       while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let name = Spawn.entryName(entry)
         if let major = Int(name) { candidates.append((major, "/usr/lib/postgresql/\(name)/bin")) }
       }
     }
@@ -193,14 +193,9 @@ package final class EmbeddedPostgres: Sendable {
     return program == "postgres" || program == "postmaster"
   }
 
+  /// A small file's text with NULs as spaces (`/proc/<pid>/cmdline` separates arguments so).
   static func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let n = read(fd, &buffer, buffer.count)
-    guard n >= 0 else { return nil }
-    return String(decoding: buffer[..<n].map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+    readWholeFile(path).map { String($0.map { $0 == "\u{0}" ? " " : $0 }) }
   }
 
   func tail(_ path: String) -> String {

@@ -51,11 +51,15 @@ enum Spawn {
     defer { closedir(dir) }
     let own = dirfd(dir)
     while let entry = readdir(dir) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-      guard let fd = Int32(name), fd > 2, fd != own else { continue }
+      guard let fd = Int32(entryName(entry)), fd > 2, fd != own else { continue }
       let flags = fcntl(fd, F_GETFD)
       if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
     }
+  }
+
+  /// A `readdir` entry's file name.
+  static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
   }
 
   private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {

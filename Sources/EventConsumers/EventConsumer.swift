@@ -53,10 +53,8 @@ package final class EventConsumer: Sendable {
     let holder = "\(name)/\(UInt64.random(in: 0...UInt64.max))"
     while !Task.isCancelled {
       do {
-        guard let lease = try await store.acquireLease(group: group, holder: holder, ttl: settings.leaseTTL, initialCheckpoint: 0) else {
-          try await Task.sleep(for: min(settings.leaseRenewal, .milliseconds(500)))
-          continue
-        }
+        let lease = try await store.waitForLease(
+          group: group, holder: holder, ttl: settings.leaseTTL, retry: min(settings.leaseRenewal, .milliseconds(500)), initialCheckpoint: 0)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
           tasks.addTask { try await self.consume(after: lease.checkpoint) }
           tasks.addTask { try await self.retryParked() }

@@ -34,6 +34,15 @@ extension EventStore {
     }
   }
 
+  /// Waits until `holder` holds `group` (another holder may have it now), trying every
+  /// `retry`.
+  package func waitForLease(group: String, holder: String, ttl: Duration, retry: Duration, initialCheckpoint: Int64) async throws -> ConsumerGroupLease {
+    while true {
+      if let lease = try await acquireLease(group: group, holder: holder, ttl: ttl, initialCheckpoint: initialCheckpoint) { return lease }
+      try await Task.sleep(for: retry)
+    }
+  }
+
   /// Extends `holder`'s lease on `group`; `false` when it has lost it (another holder took
   /// over after it expired).
   package func renewLease(group: String, holder: String, ttl: Duration) async throws -> Bool {

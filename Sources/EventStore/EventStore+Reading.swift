@@ -16,19 +16,12 @@ extension EventStore {
     deadline: ContinuousClock.Instant? = nil
   ) async throws -> (events: [StoredEvent], through: Int64) {
     try await pool.withConnection { db in
-      // Round trip 1: S, the sequence's last value (read by the scan), then R, a transaction id
-      // of this statement's own (assigned as the row is projected, so after S was read).
-      let start = try await db.query("""
-        SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s, pg_current_xact_id()::text::int8 AS r
-        FROM quad_event_position
-        """, named: "eventstore.fence.start")
-      let last = try start[0].decode("s", as: Int64.self), mine = try start[0].decode("r", as: Int64.self)
+      let (last, mine) = try await Self.fenceStart(db)
       guard last > position else { return ([], position) }
       // Round trip 2, repeated until settled: in one statement, whether every transaction up to
       // R has ended (this statement's snapshot's xmin is past R) and, if so, the events up to S
       // as that same snapshot sees them.
-      var pause = Duration.microseconds(200)
-      while true {
+      return try await Self.untilSettled(last: last, deadline: deadline) { () -> (events: [StoredEvent], through: Int64)? in
         let rows = try await db.query("""
           SELECT f.settled, e.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 > \(mine) AS settled) f
           LEFT JOIN LATERAL (
@@ -36,18 +29,11 @@ extension EventStore {
             WHERE f.settled AND position > \(position) AND position <= \(last) ORDER BY position LIMIT \(Int64(limit))
           ) e ON true
           """, named: "eventstore.fence.read")
-        if try rows[0].decode("settled", as: Bool.self) {
-          let events = try rows.compactMap { r -> StoredEvent? in
-            try r.decode("position", as: Int64?.self) == nil ? nil : try Self.event(r)
-          }
-          let through = events.count == limit ? events[events.count - 1].position : last
-          return (events, through)
+        guard try rows[0].decode("settled", as: Bool.self) else { return nil }
+        let events = try rows.compactMap { r -> StoredEvent? in
+          try r.decode("position", as: Int64?.self) == nil ? nil : try Self.event(r)
         }
-        if let deadline, ContinuousClock.now >= deadline {
-          throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
-        }
-        try await Task.sleep(for: pause)
-        pause = min(pause * 2, .milliseconds(20))
+        return (events, events.count == limit ? events[events.count - 1].position : last)
       }
     }
   }
@@ -130,14 +116,31 @@ extension EventStore {
   /// first; then R, a transaction id taken after it; once every transaction up to R has
   /// finished, every writer that took a position up to S (its xid is below R) is done.
   static func fence(_ db: PostgresConnection, deadline: ContinuousClock.Instant?) async throws -> Int64 {
-    let last = try await lastPosition(db)
+    let (last, mine) = try await fenceStart(db)
     guard last > 0 else { return 0 }
-    let r = try await db.query("SELECT pg_current_xact_id()::text::int8 AS r", named: "eventstore.fence.xid")
-    let mine = try r[0].decode("r", as: Int64.self)
+    return try await untilSettled(last: last, deadline: deadline) { () -> Int64? in
+      let x = try await db.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin", named: "eventstore.fence.xmin")
+      return try x[0].decode("xmin", as: Int64.self) > mine ? last : nil
+    }
+  }
+
+  /// The fence's first round trip: S, the sequence's last value (read by the scan), then R, a
+  /// transaction id of this statement's own (assigned as the row is projected, so after S).
+  static func fenceStart(_ db: PostgresConnection) async throws -> (last: Int64, mine: Int64) {
+    let start = try await db.query("""
+      SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s, pg_current_xact_id()::text::int8 AS r
+      FROM quad_event_position
+      """, named: "eventstore.fence.start")
+    return (try start[0].decode("s", as: Int64.self), try start[0].decode("r", as: Int64.self))
+  }
+
+  /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers.
+  ///
+  /// - Throws: ``PostgresError`` `.deadlineExceeded` once `deadline` passes unsettled.
+  static func untilSettled<T>(last: Int64, deadline: ContinuousClock.Instant?, _ attempt: () async throws -> T?) async throws -> T {
     var pause = Duration.microseconds(200)
     while true {
-      let x = try await db.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin", named: "eventstore.fence.xmin")
-      if try x[0].decode("xmin", as: Int64.self) > mine { return last }
+      if let settled = try await attempt() { return settled }
       if let deadline, ContinuousClock.now >= deadline {
         throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
       }

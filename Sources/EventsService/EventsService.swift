@@ -101,13 +101,10 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
 
   /// Waits until this reader holds the group (another reader may hold it now).
   private func waitForLease(group: String, holder: String, initialCheckpoint: Int64) async throws -> ConsumerGroupLease {
-    while true {
-      if let lease = try await mapErrors({
-        try await store.acquireLease(group: group, holder: holder, ttl: settings.leaseTTL, initialCheckpoint: initialCheckpoint)
-      }) {
-        return lease
-      }
-      try await Task.sleep(for: min(settings.leaseRenewal, .milliseconds(500)))
+    try await mapErrors {
+      try await store.waitForLease(
+        group: group, holder: holder, ttl: settings.leaseTTL, retry: min(settings.leaseRenewal, .milliseconds(500)),
+        initialCheckpoint: initialCheckpoint)
     }
   }
 

@@ -46,7 +46,7 @@ package struct WriteRPC: Sendable {
     if let key {
       switch try await mapped({ try await store.answered(key, retention: retention) }) {
       case .answered(let bytes): return try Response(serializedBytes: bytes)
-      case .mismatch: throw Self.mismatch(key)
+      case .mismatch: throw Self.mismatch(key.key)
       case .new: break
       }
     }
@@ -90,8 +90,8 @@ package struct WriteRPC: Sendable {
     return m
   }
 
-  static func mismatch(_ key: IdempotencyKey) -> RPCError {
-    RPCError(code: .failedPrecondition, message: "idempotency-key \(key.key.prefix(64)) was already used for a different request")
+  static func mismatch(_ key: String) -> RPCError {
+    RPCError(code: .failedPrecondition, message: "idempotency-key \(key.prefix(64)) was already used for a different request")
   }
 
   private func mapped<R>(_ body: () async throws -> R) async throws -> R {
@@ -101,7 +101,7 @@ package struct WriteRPC: Sendable {
       switch e.kind {
       case .versionConflict: throw RPCError(code: .aborted, message: e.description)
       case .tooLarge: throw RPCError(code: .invalidArgument, message: e.description)
-      case .idempotencyMismatch(let key): throw RPCError(code: .failedPrecondition, message: "idempotency-key \(key.prefix(64)) was already used for a different request")
+      case .idempotencyMismatch(let key): throw Self.mismatch(key)
       }
     } catch {
       throw EventsService.status(for: error)
