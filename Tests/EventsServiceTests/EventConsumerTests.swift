@@ -94,7 +94,8 @@ struct EventConsumerTests {
       let one = EventConsumer(name: "projections.visits", relay: h.relay) { e in try first.handle(e) }
       try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await one.run() }
-        try await Self.waitUntil { first.seen.count >= 100 }
+        // Stopped once it has checkpointed (a stop in between would rightly hand everything over again).
+        try await Self.waitUntil { (try await h.store.checkpoint(group: one.group) ?? 0) > 0 }
         group.cancelAll()
       }
       for v in 301...400 { _ = try await EventsServiceTests.append(h.store, stream, version: Int64(v)) }
