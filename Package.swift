@@ -140,6 +140,23 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // The campus contracts (Protos/campus): generated messages, services, clients and events.
+    .target(
+      name: "CampusContracts",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
+    // The students context: the student aggregate, its read model and the roster import.
+    .target(
+      name: "Students",
+      dependencies: [
+        "CampusContracts", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
     // bench.v1.Bench (../shared/bench/grpc/bench.proto) for `quad bench-server`.
     .target(
       name: "BenchService",
@@ -300,6 +317,16 @@ let package = Package(
       name: "EventsServiceTests",
       dependencies: ["EventsService", "EventConsumers", "BenchService", "EventRelay", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport", "TestMessages"],
       exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "StudentsTests",
+      dependencies: ["Students", "CampusContracts", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "CampusContractsTests",
+      dependencies: ["TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -41,6 +41,9 @@ gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnd
 # quad.events.v1 (the event log over gRPC) and quad.v1's contract options.
 gen Sources/EventsService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
   quad/v1/options.proto quad/events/v1/events.proto
+# The campus contracts (campus.*.v1): every bounded context's service, commands, queries and events.
+gen Sources/CampusContracts/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
+  $(cd Protos && find campus -name '*.proto' | sort)
 # grpc.testing (the official interop protos, kept at their upstream paths).
 gen Sources/InteropService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos/grpc-interop \
   src/proto/grpc/testing/empty.proto src/proto/grpc/testing/messages.proto src/proto/grpc/testing/test.proto \

@@ -9,6 +9,8 @@ swift build --build-tests
 scripts/check-imports.sh
 echo "== generated code" >&2
 PLUGIN="$(swift build --show-bin-path)/protoc-gen-quad" scripts/check-generated.sh
+echo "== contracts (no breaking change against Protos/released)" >&2
+scripts/check-contracts.sh
 echo "== swift test" >&2
 set +e
 swift test 2>&1 | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ )'

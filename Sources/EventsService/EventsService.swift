@@ -168,12 +168,11 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     let limit = request.limit == 0 ? 100 : min(Int(request.limit), 1000)
     var asOf: Int64?
     if request.hasAsOf {
-      let t = request.asOf
       // RFC 3339's range, as the Timestamp type defines it.
-      guard (-62_135_596_800...253_402_300_799).contains(t.seconds), (0..<1_000_000_000).contains(t.nanos) else {
+      guard let microseconds = request.asOf.microseconds else {
         throw RPCError(code: .invalidArgument, message: "as_of is not a valid timestamp")
       }
-      asOf = t.seconds * 1_000_000 + Int64(t.nanos / 1000)
+      asOf = microseconds
     }
     let log = try await identity()
     let stream = StreamID(type: request.streamType, id: request.streamId)
@@ -210,7 +209,7 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
       e.event = Self.envelope(p.event, log: log)
       e.attempts = p.attempts
       e.error = p.error
-      e.parkedAt = Self.timestamp(p.parkedAtMicroseconds)
+      e.parkedAt = Google_Protobuf_Timestamp(microseconds: p.parkedAtMicroseconds)
       e.retryRequested = p.retryRequested
       return e
     }
@@ -278,16 +277,8 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     if !e.metadata.isEmpty, let metadata = try? Quad_Events_V1_EventMetadata(serializedBytes: e.metadata) {
       envelope.metadata = metadata
     }
-    envelope.recordedAt = timestamp(e.recordedAtMicroseconds)
+    envelope.recordedAt = Google_Protobuf_Timestamp(microseconds: e.recordedAtMicroseconds)
     return envelope
-  }
-
-  static func timestamp(_ microseconds: Int64) -> Google_Protobuf_Timestamp {
-    var t = Google_Protobuf_Timestamp()
-    let (s, us) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
-    t.seconds = us < 0 ? s - 1 : s
-    t.nanos = Int32((us < 0 ? us + 1_000_000 : us) * 1000)
-    return t
   }
 
   /// Runs `body`, answering database failures with the gRPC status a caller can act on.
@@ -295,13 +286,15 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     do { return try await body() } catch { throw Self.status(for: error) }
   }
 
-  static func status(for error: any Error) -> any Error {
+  package static func status(for error: any Error) -> any Error {
     switch error {
     case let e as PostgresError:
       switch e.code {
       case .deadlineExceeded: return RPCError(code: .deadlineExceeded, message: "the database did not answer in time")
       case .cancelled: return RPCError(code: .cancelled, message: "cancelled")
       case .connection, .connectionLost: return RPCError(code: .unavailable, message: "the event log's database is unavailable")
+      case _ where e.isUniqueViolation:
+        return RPCError(code: .alreadyExists, message: "a concurrent write already made it (\(e.queryName ?? "query")); read it again")
       default: return RPCError(code: .internal, message: "the event log failed (\(e.queryName ?? "query"))")
       }
     case is CancellationError:

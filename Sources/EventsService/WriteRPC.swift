@@ -42,10 +42,17 @@ package struct WriteRPC: Sendable {
   package func perform<Request: Message, Response: Message>(
     _ request: Request, context: ServerContext, _ decide: () async throws -> (EventWrite, Response)
   ) async throws -> Response {
-    let key = try idempotencyKey(request, context)
+    try await perform(key: try idempotencyKey(request, context), context: context, decide).response
+  }
+
+  /// ``perform(_:context:_:)`` under a key the caller derived itself (an imported record's),
+  /// saying whether the answer is a replay of the key's first.
+  package func perform<Response: Message>(
+    key: IdempotencyKey?, context: ServerContext, _ decide: () async throws -> (EventWrite, Response)
+  ) async throws -> (response: Response, replayed: Bool) {
     if let key {
       switch try await mapped({ try await store.answered(key, retention: retention) }) {
-      case .answered(let bytes): return try Response(serializedBytes: bytes)
+      case .answered(let bytes): return (try Response(serializedBytes: bytes), true)
       case .mismatch: throw Self.mismatch(key.key)
       case .new: break
       }
@@ -59,8 +66,8 @@ package struct WriteRPC: Sendable {
     }
     if let key { write.idempotency = (key, response.serializedBytes()) }
     switch try await mapped({ try await store.write(write, idempotencyRetention: retention) }) {
-    case .committed: return response
-    case .replayed(let bytes): return try Response(serializedBytes: bytes)
+    case .committed: return (response, false)
+    case .replayed(let bytes): return (try Response(serializedBytes: bytes), true)
     }
   }
 
@@ -75,7 +82,7 @@ package struct WriteRPC: Sendable {
   }
 
   /// Who called: the client certificate's identity when there is one.
-  static func caller(_ context: ServerContext) -> String {
+  package static func caller(_ context: ServerContext) -> String {
     guard let peer = context.peerIdentity else { return "anonymous" }
     return peer.uris.first ?? peer.commonName ?? peer.subject
   }
