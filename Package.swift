@@ -147,13 +147,34 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // What every campus context's service shares: page tokens, field checks, the clock.
+    .target(
+      name: "CampusSupport",
+      dependencies: ["EventsService", "QuadRPC"],
+      swiftSettings: swiftSettings
+    ),
+
     // The students context: the student aggregate, its read model and the roster import.
     .target(
       name: "Students",
       dependencies: [
-        "CampusContracts", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        "CampusContracts", "CampusSupport", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
         .product(name: "Crypto", package: "swift-crypto"),
       ],
+      swiftSettings: swiftSettings
+    ),
+
+    // The scans context: card scans, and its own card -> student lookup from student events.
+    .target(
+      name: "Scans",
+      dependencies: ["CampusContracts", "CampusSupport", "EventConsumers", "EventRelay", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
+    // The analytics context: projections of the scan stream, their queries and live occupancy.
+    .target(
+      name: "Analytics",
+      dependencies: ["CampusContracts", "CampusSupport", "EventConsumers", "EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
       swiftSettings: swiftSettings
     ),
 
@@ -198,7 +219,8 @@ let package = Package(
       name: "quad",
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
-        "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "Postgres",
+        "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
+        "CampusContracts", "Students", "Scans", "Analytics",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

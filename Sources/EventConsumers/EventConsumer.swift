@@ -30,11 +30,22 @@ package final class EventConsumer: Sendable {
   /// Hands one event to the consumer's code; a thrown error is a failed attempt.
   package typealias Handler = @Sendable (StoredEvent) async throws -> Void
 
+  /// Hands a page of events, in order, and the position the page covers (at least its last
+  /// event's): for a projection that applies a page in one transaction and keeps its own
+  /// position, so that applying a page again changes nothing. A thrown error retries the
+  /// page with backoff; pages are never parked, since a projection cannot skip one.
+  package typealias PageHandler = @Sendable (_ events: [StoredEvent], _ through: Int64) async throws -> Void
+
+  enum Work {
+    case each(Handler)
+    case page(PageHandler)
+  }
+
   package let name: String
   package let filter: EventFilter
   package let settings: Settings
   private let relay: EventRelay
-  private let handler: Handler
+  private let work: Work
   private var store: EventStore { relay.store }
   /// The consumer group the consumer's checkpoint and lease are kept under.
   package var group: String { "consumer:" + name }
@@ -44,7 +55,15 @@ package final class EventConsumer: Sendable {
     self.relay = relay
     self.filter = filter
     self.settings = settings
-    self.handler = handler
+    work = .each(handler)
+  }
+
+  package init(name: String, relay: EventRelay, filter: EventFilter = .all, settings: Settings = Settings(), pageHandler: @escaping PageHandler) {
+    self.name = name
+    self.relay = relay
+    self.filter = filter
+    self.settings = settings
+    work = .page(pageHandler)
   }
 
   /// Runs until the calling task is cancelled: waits for the lease, then consumes. A lost lease
@@ -57,7 +76,7 @@ package final class EventConsumer: Sendable {
           group: group, holder: holder, ttl: settings.leaseTTL, retry: min(settings.leaseRenewal, .milliseconds(500)), initialCheckpoint: 0)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
           tasks.addTask { try await self.consume(after: lease.checkpoint) }
-          tasks.addTask { try await self.retryParked() }
+          if case .each(let handler) = self.work { tasks.addTask { try await self.retryParked(handler) } }
           tasks.addTask { try await self.store.holdLease(lease, ttl: self.settings.leaseTTL, renewal: self.settings.leaseRenewal) }
           try await tasks.next()
           tasks.cancelAll()
@@ -84,17 +103,37 @@ package final class EventConsumer: Sendable {
       // At-least-once: the checkpoint moves past events once they were handled (or parked),
       // every ``Settings/checkpointEvery`` events and at the end of a page; a crash in between
       // hands those events over again.
-      for (i, event) in events.enumerated() {
-        try await handle(event)
-        if (i + 1) % settings.checkpointEvery == 0 { _ = try await store.commitCheckpoint(group: group, position: event.position) }
+      switch work {
+      case .each(let handler):
+        for (i, event) in events.enumerated() {
+          try await handle(event, handler)
+          if (i + 1) % settings.checkpointEvery == 0 { _ = try await store.commitCheckpoint(group: group, position: event.position) }
+        }
+      case .page(let handler):
+        try await handle(events, through: through, handler)
       }
       _ = try await store.commitCheckpoint(group: group, position: through)
       seen = through
     }
   }
 
+  /// Tries a page until it is applied, backing off between tries.
+  private func handle(_ events: [StoredEvent], through: Int64, _ handler: PageHandler) async throws {
+    var pause = settings.initialBackoff
+    while true {
+      do {
+        return try await handler(events, through)
+      } catch is CancellationError {
+        throw CancellationError()
+      } catch {
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, settings.maximumBackoff)
+      }
+    }
+  }
+
   /// Tries `event` up to the maximum, then parks it.
-  private func handle(_ event: StoredEvent) async throws {
+  private func handle(_ event: StoredEvent, _ handler: Handler) async throws {
     var pause = settings.initialBackoff
     for attempt in 1...max(1, settings.maximumAttempts) {
       do {
@@ -115,7 +154,7 @@ package final class EventConsumer: Sendable {
 
   /// Hands parked events an operator asked to retry back to the handler: once each; handled
   /// ones leave the table, failing ones stay parked with the new error.
-  private func retryParked() async throws {
+  private func retryParked(_ handler: Handler) async throws {
     while true {
       try await Task.sleep(for: settings.retryPoll)
       for parked in try await store.parked(consumer: name, retryRequestedOnly: true) {

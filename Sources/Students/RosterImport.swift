@@ -1,4 +1,5 @@
 package import CampusContracts
+internal import CampusSupport
 internal import Crypto
 internal import EventStore
 internal import EventsService

@@ -1,4 +1,5 @@
 package import CampusContracts
+internal import CampusSupport
 internal import QuadProtobuf
 package import QuadRPC
 
@@ -51,12 +52,7 @@ package enum StudentRules {
 
   // MARK: Field checks (each returns why the value is bad, or nil)
 
-  package static func studentId(_ v: String) -> String? {
-    if v.isEmpty { return "is required" }
-    guard v.utf8.count <= 32 else { return "is longer than 32 characters" }
-    let ok = v.utf8.enumerated().allSatisfy { i, c in isAlphanumeric(c) || (i > 0 && (c == UInt8(ascii: "-") || c == UInt8(ascii: "_"))) }
-    return ok ? nil : "must be letters, digits, '-' or '_', starting with a letter or digit"
-  }
+  package static func studentId(_ v: String) -> String? { CampusSupport.code(v, 1...32) }
 
   package static func personName(_ v: String) -> String? {
     let trimmed = v.trimmingSpaces
@@ -83,38 +79,12 @@ package enum StudentRules {
     return domainOK ? nil : "is not an email address (its domain)"
   }
 
-  package static func program(_ v: String) -> String? {
-    guard v.utf8.count <= 32 else { return "is longer than 32 characters" }
-    return v.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") })
-      ? nil : "must be letters, digits, '-' or '_'"
-  }
+  package static func program(_ v: String) -> String? { CampusSupport.code(v, 0...32) }
 
-  /// Empty, or a real calendar date YYYY-MM-DD between 1900 and 2199.
-  package static func date(_ v: String) -> String? {
-    if v.isEmpty { return nil }
-    let b = Array(v.utf8)
-    func number(_ r: Range<Int>) -> Int? {
-      var n = 0
-      for i in r {
-        guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-        n = n * 10 + Int(b[i] - 0x30)
-      }
-      return n
-    }
-    guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
-          let y = number(0..<4), let m = number(5..<7), let d = number(8..<10),
-          (1900...2199).contains(y), (1...12).contains(m)
-    else { return "must be a date YYYY-MM-DD" }
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-    let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
-    return (1...days).contains(d) ? nil : "is not a day of that month"
-  }
+  /// Empty, or a real calendar date YYYY-MM-DD.
+  package static func date(_ v: String) -> String? { CampusSupport.date(v) }
 
-  package static func cardId(_ v: String) -> String? {
-    if v.isEmpty { return "is required" }
-    guard (4...32).contains(v.utf8.count) else { return "must be 4 to 32 characters" }
-    return v.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "-") }) ? nil : "must be letters, digits or '-'"
-  }
+  package static func cardId(_ v: String) -> String? { CampusSupport.code(v, 4...32, extra: "-") }
 
   package static func reason(_ v: String) -> String? {
     v.count <= 500 ? nil : "is longer than 500 characters"
@@ -131,9 +101,7 @@ package enum StudentRules {
       .compactMap { field, why in why.map { RPCError.FieldViolation(field, $0) } }
   }
 
-  private static func isAlphanumeric(_ c: UInt8) -> Bool {
-    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-  }
+  private static func isAlphanumeric(_ c: UInt8) -> Bool { CampusSupport.isAlphanumeric(c) }
 }
 
 extension StringProtocol {

@@ -1,7 +1,7 @@
 package import CampusContracts
+internal import CampusSupport
 package import EventStore
 internal import EventsService
-internal import Glibc
 internal import GRPCWire
 internal import Postgres
 internal import QuadProtobuf
@@ -140,8 +140,8 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
 
   package func listStudents(_ request: Campus_Students_V1_ListStudentsRequest, context: ServerContext) async throws -> Campus_Students_V1_ListStudentsResponse {
     var violations: [RPCError.FieldViolation] = []
-    let size = Self.pageSize(request.pageSize, &violations)
-    let after = PageToken.decode(request.pageToken, "page_token", &violations) ?? ""
+    let size = CampusSupport.pageSize(request.pageSize, &violations)
+    let after = PageToken.decode(request.pageToken, &violations) ?? ""
     if case .UNRECOGNIZED = request.status { violations.append(RPCError.FieldViolation("status", "is not a status")) }
     if let why = StudentRules.program(request.program) { violations.append(RPCError.FieldViolation("program", why)) }
     guard violations.isEmpty else { throw RPCError.invalidArgument(violations) }
@@ -165,8 +165,8 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
 
   package func getStudentHistory(_ request: Campus_Students_V1_GetStudentHistoryRequest, context: ServerContext) async throws -> Campus_Students_V1_GetStudentHistoryResponse {
     var violations = Self.idViolations(request.studentId, expectedVersion: 0)
-    let size = Self.pageSize(request.pageSize, &violations)
-    let from = PageToken.decode(request.pageToken, "page_token", &violations).map { Int64($0) ?? -1 } ?? 1
+    let size = CampusSupport.pageSize(request.pageSize, &violations)
+    let from = PageToken.decode(request.pageToken, &violations).map { Int64($0) ?? -1 } ?? 1
     if from < 1 { violations.append(RPCError.FieldViolation("page_token", "is not a page token of this history")) }
     guard violations.isEmpty else { throw RPCError.invalidArgument(violations) }
     let events = try await mapped {
@@ -256,7 +256,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   func change(_ student: Student?, _ events: [StudentEvent], then statements: [(sql: SQL, name: String)] = []) throws -> (EventWrite, Student) {
     var state = student ?? Student()
     let base = student?.version ?? 0
-    let now = Self.nowMicroseconds()
+    let now = CampusSupport.nowMicroseconds()
     for (i, e) in events.enumerated() { state.apply(e, version: base + Int64(i) + 1, atMicroseconds: now) }
     var write = EventWrite()
     write.statements = [("""
@@ -322,12 +322,6 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     return e
   }
 
-  static func nowMicroseconds() -> Int64 {
-    var t = timespec()
-    clock_gettime(CLOCK_REALTIME, &t)
-    return Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec / 1000)
-  }
-
   // MARK: Request checks and errors
 
   static func idViolations(_ id: String, expectedVersion: Int64) -> [RPCError.FieldViolation] {
@@ -335,48 +329,9 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       .compactMap { f, why in why.map { RPCError.FieldViolation(f, $0) } }
   }
 
-  static func pageSize(_ requested: Int32, _ violations: inout [RPCError.FieldViolation]) -> Int {
-    guard (0...1000).contains(requested) else {
-      violations.append(RPCError.FieldViolation("page_size", "must be 0 to 1000"))
-      return 0
-    }
-    return requested == 0 ? 100 : Int(requested)
-  }
-
   static func notFound(_ id: String) -> RPCError {
     RPCError(code: .notFound, message: "no student \(id)")
   }
 
-  /// Runs `body`, answering database failures with the status a caller can act on.
-  func mapped<R>(_ body: () async throws -> R) async throws -> R {
-    do { return try await body() } catch let e as RPCError { throw e } catch { throw EventsService.status(for: error) }
-  }
-}
-
-/// Opaque page tokens: the hex of where the next page starts.
-enum PageToken {
-  static func encode(_ value: String) -> String { encode(value.utf8) }
-
-  static func encode(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
-  }
-
-  /// The value `token` holds; nil for an empty token, and a violation for one no page handed out.
-  static func decode(_ token: String, _ field: String, _ violations: inout [RPCError.FieldViolation]) -> String? {
-    if token.isEmpty { return nil }
-    let b = Array(token.utf8)
-    var bytes: [UInt8] = []
-    if b.count.isMultiple(of: 2), b.count <= 256 {
-      for i in stride(from: 0, to: b.count, by: 2) {
-        guard let byte = UInt8(String(decoding: b[i..<(i + 2)], as: UTF8.self), radix: 16) else { break }
-        bytes.append(byte)
-      }
-    }
-    guard bytes.count * 2 == b.count, let value = String(validating: bytes, as: UTF8.self) else {
-      violations.append(RPCError.FieldViolation(field, "is not a page token this service handed out"))
-      return nil
-    }
-    return value
-  }
+  func mapped<R>(_ body: () async throws -> R) async throws -> R { try await CampusSupport.mapped(body) }
 }

@@ -17,7 +17,7 @@ internal import UnixSignals
 struct ServeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "serve",
-    abstract: "Serve Quad: the event log (quad.events.v1.Events), health and reflection, on PostgreSQL."
+    abstract: "Serve Quad: the campus contexts and the event log (quad.events.v1.Events), health and reflection, on PostgreSQL."
   )
 
   @Option(help: "The TCP port to listen on (all local addresses; 0 picks a free one).")
@@ -35,11 +35,15 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("relay-tail-mib"), help: "Memory the relay keeps the newest events in, shared by all subscribers (MiB).")
   var relayTailMiB = 64
 
+  @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics); each can be deployed on its own.")
+  var contexts = CampusContext.allCases.map(\.rawValue).joined(separator: ",")
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
     guard (1...65_536).contains(relayTailMiB) else { throw ValidationError("--relay-tail-mib must be 1 to 65536") }
     guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+    do { _ = try CampusContext.parse(contexts) } catch { throw ValidationError("\(error)".replacingOccurrences(of: "quad serve: ", with: "")) }
   }
 
   func run() async throws {
@@ -74,14 +78,26 @@ struct ServeCommand: AsyncParsableCommand {
     }
     var router = Router()
     platform.events.register(in: &router)
+    let campus: CampusContexts
+    do {
+      campus = try await CampusContexts.start(try CampusContext.parse(contexts), relay: platform.relay, router: &router)
+    } catch {
+      platform.store.pool.shutdown()
+      try? await embedded?.stop()
+      throw ServeFailure(message: "quad serve: the contexts could not start: \(error)")
+    }
+    let served = [Quad_Events_V1_Events.serviceName] + campus.contexts.map(\.serviceName)
     let health = HealthService()
-    health.setStatus(.serving, for: Quad_Events_V1_Events.serviceName)
+    for name in served { health.setStatus(.serving, for: name) }
     let server = try await GRPCServer.start(
-      router: withStandardServices(router, files: EventsService.protoFiles, health: health), host: "0.0.0.0", port: port)
-    FileHandle.standardOutput.write(Data("quad serve: serving quad.events.v1.Events on 0.0.0.0:\(server.port)\n".utf8))
+      router: withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles, health: health), host: "0.0.0.0", port: port)
+    FileHandle.standardOutput.write(Data("quad serve: serving \(served.joined(separator: ", ")) on 0.0.0.0:\(server.port)\n".utf8))
 
     var outcome: Result<Void, any Error> = .success(())
-    do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger) } catch { outcome = .failure(error) }
+    let beside = campus.services + [
+      .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
+    ]
+    do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger, beside: beside) } catch { outcome = .failure(error) }
     platform.store.pool.shutdown()
     if let embedded {
       do { try await embedded.stop() } catch { logger.error("\(error)") }
@@ -112,12 +128,15 @@ struct EventPlatform {
   }
 }
 
-/// Serves `server` with the relay running until SIGTERM or SIGINT, then drains.
-func runUntilSignalled(_ server: GRPCServer, relay: EventRelay, health: HealthService, logger: Logger) async throws {
+/// Serves `server` with the relay (and the services `beside` it) running until SIGTERM or
+/// SIGINT, then drains: the server first, then the others, the relay last.
+func runUntilSignalled(
+  _ server: GRPCServer, relay: EventRelay, health: HealthService, logger: Logger,
+  beside: [ServiceGroupConfiguration.ServiceConfiguration] = []
+) async throws {
   let group = ServiceGroup(
     configuration: ServiceGroupConfiguration(
-      services: [
-        .init(service: RelayService(relay: relay), serviceName: "relay"),
+      services: [.init(service: RelayService(relay: relay), serviceName: "relay")] + beside + [
         .init(service: GRPCServerService(server: server, health: health), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "grpc"),
       ],
       gracefulShutdownSignals: [.sigterm, .sigint],
