@@ -347,6 +347,12 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "CampusTests",
+      dependencies: ["CampusContracts", "EventsService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      exclude: ["python"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "CampusContractsTests",
       dependencies: ["TestSupport"],
       swiftSettings: swiftSettings

@@ -96,14 +96,18 @@ package struct AnalyticsProjection: Sendable {
   /// live consumer waits for it, then goes on after it); returns the events applied and the
   /// position the projection is at afterwards.
   package static func rebuild(store: EventStore) async throws -> (events: Int, position: Int64) {
-    try await store.pool.withConnection { db in
+    // Everything committed by now: fenced before the transaction, which would otherwise wait
+    // for itself (it writes, so the fence counts it as in flight).
+    let committed = try await store.fence()
+    return try await store.pool.withConnection { db in
       try await db.transaction { tx in
         // Holding the position's row keeps the live consumer's next page out until this commits.
         let before = try await tx.query("SELECT position FROM analytics.progress FOR UPDATE", named: "analytics.rebuild.lock")[0]
           .decode("position", as: Int64.self)
         _ = try await tx.query("TRUNCATE \(literal: AnalyticsSchema.tables)", named: "analytics.rebuild.truncate")
-        // Everything the live projection had included, and everything committed by now.
-        let through = max(before, try await store.fence())
+        // Everything the live projection had included (all of it committed), and everything
+        // committed before the rebuild began.
+        let through = max(before, committed)
         var after: Int64 = 0
         var applied = 0
         while after < through {

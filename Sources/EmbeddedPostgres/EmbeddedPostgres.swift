@@ -26,13 +26,17 @@ package final class EmbeddedPostgres: Sendable {
   /// What start-up decided that an operator should know (where the cluster is, what was
   /// recovered).
   package let notes: [String]
+  /// Whether this start found the server already running (left by another quad, or serving
+  /// one now): a short-lived command leaves such a server running.
+  package let wasRunning: Bool
 
   private let binaries: String
   private let runAs: (uid: uid_t, gid: gid_t, name: String)?
 
   static let port = 5432
 
-  private init(clusterDirectory: String, socketDirectory: String, binaries: String, runAs: (uid_t, gid_t, String)?, notes: [String]) {
+  private init(clusterDirectory: String, socketDirectory: String, binaries: String, runAs: (uid_t, gid_t, String)?, notes: [String], wasRunning: Bool = false) {
+    self.wasRunning = wasRunning
     self.clusterDirectory = clusterDirectory
     self.socketDirectory = socketDirectory
     self.logFile = clusterDirectory + ".log"
@@ -71,8 +75,10 @@ package final class EmbeddedPostgres: Sendable {
     }
     let pg = EmbeddedPostgres(clusterDirectory: cluster, socketDirectory: socket, binaries: binaries, runAs: runAs, notes: notes)
     try await pg.initializeIfNeeded()
-    let recovered = try await pg.startServer()
-    return recovered.map { EmbeddedPostgres(clusterDirectory: cluster, socketDirectory: socket, binaries: binaries, runAs: runAs, notes: notes + [$0]) } ?? pg
+    let (note, wasRunning) = try await pg.startServer()
+    return EmbeddedPostgres(
+      clusterDirectory: cluster, socketDirectory: socket, binaries: binaries, runAs: runAs, notes: notes + (note.map { [$0] } ?? []),
+      wasRunning: wasRunning)
   }
 
   /// Stops the server (fast shutdown: open sessions are ended, committed work is kept).
@@ -94,12 +100,12 @@ package final class EmbeddedPostgres: Sendable {
   }
 
   /// Starts the server; returns what it recovered from, if anything.
-  private func startServer() async throws -> String? {
+  private func startServer() async throws -> (note: String?, wasRunning: Bool) {
     var recovered: String?
     if let pid = Self.postmasterPID(clusterDirectory) {
       if Self.isPostgres(pid) {
-        // Left running by a quad that was killed: ours, and usable.
-        return "reusing the PostgreSQL server (PID \(pid)) a previous run left running on \(clusterDirectory)"
+        // Left running by a quad that was killed, or serving one now: ours, and usable.
+        return ("reusing the PostgreSQL server (PID \(pid)) already running on \(clusterDirectory)", true)
       }
       recovered = "removed the postmaster.pid a crashed run left in \(clusterDirectory) (its PID \(pid) is no PostgreSQL server now)"
       // A crash left the file behind and the PID now belongs to another process (or none).
@@ -112,7 +118,7 @@ package final class EmbeddedPostgres: Sendable {
     guard status == 0 else {
       throw Failure(description: "PostgreSQL did not start (pg_ctl exit \(status)); its log \(logFile) ends:\n\(tail(logFile))")
     }
-    return recovered
+    return (recovered, false)
   }
 
   /// Runs a PostgreSQL program as the cluster's user, with a C locale and nothing inherited.

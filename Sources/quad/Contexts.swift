@@ -118,7 +118,7 @@ struct DatabaseHealthService: Service {
           health.setStatus(ok ? .serving : .notServing)
           up = ok
         }
-        try await Task.sleep(for: .seconds(1))
+        try? await Task.sleep(for: .seconds(1))
       }
     }
   }

@@ -51,22 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
     LoggingSystem.bootstrap(StreamLogHandler.standardError)
     var logger = Logger(label: "quad.serve")
     logger.logLevel = .info
-    let url = databaseURL ?? ProcessInfo.processInfo.environment["QUAD_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-    var embedded: EmbeddedPostgres?
-    let conninfo: String
-    if let url {
-      conninfo = url
-    } else {
-      do {
-        let pg = try await EmbeddedPostgres.start(dataDirectory: dataDirectory)
-        for note in pg.notes { logger.notice("\(note)") }
-        logger.info("PostgreSQL cluster \(pg.clusterDirectory) is up (socket in \(pg.socketDirectory))")
-        embedded = pg
-        conninfo = pg.conninfo
-      } catch let e as EmbeddedPostgres.Failure {
-        throw ServeFailure(message: "quad serve: \(e.description)")
-      }
-    }
+    let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
       var relay = EventRelay.Settings()
@@ -103,6 +88,24 @@ struct ServeCommand: AsyncParsableCommand {
       do { try await embedded.stop() } catch { logger.error("\(error)") }
     }
     try outcome.get()
+  }
+}
+
+/// The database a command uses: `--database-url`, else `QUAD_DATABASE_URL`, else the private
+/// cluster in `dataDirectory` (started, or reused when it runs already).
+func database(
+  _ databaseURL: String?, dataDirectory: String, command: String, logger: Logger
+) async throws -> (conninfo: String, url: String?, embedded: EmbeddedPostgres?) {
+  if let url = databaseURL ?? ProcessInfo.processInfo.environment["QUAD_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+    return (url, url, nil)
+  }
+  do {
+    let pg = try await EmbeddedPostgres.start(dataDirectory: dataDirectory)
+    for note in pg.notes { logger.notice("\(note)") }
+    logger.info("PostgreSQL cluster \(pg.clusterDirectory) is up (socket in \(pg.socketDirectory))")
+    return (pg.conninfo, nil, pg)
+  } catch let e as EmbeddedPostgres.Failure {
+    throw ServeFailure(message: "\(command): \(e.description)")
   }
 }
 

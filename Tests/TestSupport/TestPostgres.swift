@@ -13,9 +13,13 @@ public final class TestPostgres: Sendable {
   /// The TCP port on 127.0.0.1 when started with TLS (`nil`: Unix socket only).
   public let tlsPort: Int?
 
-  private init(directory: String, tlsPort: Int? = nil) {
+  /// The server's options (what ``resume()`` starts it with again).
+  private let options: String
+
+  private init(directory: String, tlsPort: Int? = nil, options: String) {
     self.directory = directory
     self.tlsPort = tlsPort
+    self.options = options
   }
 
   /// Debian keeps the server binaries out of PATH: the newest /usr/lib/postgresql/N/bin.
@@ -38,6 +42,7 @@ public final class TestPostgres: Sendable {
         """
       tlsOptions = " -c listen_addresses=127.0.0.1 -p \(p) -c ssl=on -c ssl_cert_file=\(dir)/server.pem -c ssl_key_file=\(dir)/server.key"
     }
+    let options = "-c listen_addresses='' -c unix_socket_directories='\(dir)/socket' -c fsync=off -c max_connections=200\(tlsOptions)"
     let script = """
       set -e
       \(findBin)
@@ -52,13 +57,13 @@ public final class TestPostgres: Sendable {
       chmod 700 '\(dir)'
       $AS env LC_ALL=C "$BIN/initdb" -D '\(dir)/data' -U postgres --auth=trust -E UTF8 --locale=C >'\(dir)/initdb.log' 2>&1 || { cat '\(dir)/initdb.log'; exit 1; }
       $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(dir)/data' -l '\(dir)/server.log' -w -t 60 \
-        -o "-c listen_addresses='' -c unix_socket_directories='\(dir)/socket' -c fsync=off -c max_connections=200\(tlsOptions)" start </dev/null >/dev/null 2>&1 \
+        -o "\(options)" start </dev/null >/dev/null 2>&1 \
         || { cat '\(dir)/server.log'; exit 1; }
       echo started
       """
     let (status, output) = await runShell(script)
     guard status == 0 else { throw Failure(output: output) }
-    return TestPostgres(directory: dir, tlsPort: port)
+    return TestPostgres(directory: dir, tlsPort: port, options: options)
   }
 
   /// A TCP port free on 127.0.0.1 now.
@@ -80,11 +85,25 @@ public final class TestPostgres: Sendable {
   /// Restarts the server (fast: sessions are cut, as when PostgreSQL restarts under a running
   /// service).
   public func restart() async throws {
+    try await pgCtl("-l '\(directory)/server.log' -m fast -w -t 60 restart")
+  }
+
+  /// Stops the server and keeps its data, until ``resume()`` (the database "goes away").
+  public func halt() async throws {
+    try await pgCtl("-m fast -w stop")
+  }
+
+  /// Starts the server ``halt()`` stopped, with its options.
+  public func resume() async throws {
+    try await pgCtl("-l '\(directory)/server.log' -w -t 60 -o \"\(options)\" start")
+  }
+
+  /// Runs pg_ctl on the cluster as its user; throws with the server's log when it fails.
+  private func pgCtl(_ arguments: String) async throws {
     let script = """
       \(Self.findBin)
       AS=""; [ "$(id -u)" = 0 ] && AS="runuser -u quadtest --"
-      $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(directory)/data' -l '\(directory)/server.log' -m fast -w -t 60 restart </dev/null >/dev/null 2>&1 \
-        || { cat '\(directory)/server.log'; exit 1; }
+      $AS env LC_ALL=C "$BIN/pg_ctl" -D '\(directory)/data' \(arguments) </dev/null >/dev/null 2>&1 || { cat '\(directory)/server.log'; exit 1; }
       """
     let (status, output) = await Self.runShell(script)
     guard status == 0 else { throw Failure(output: output) }
