@@ -1,6 +1,7 @@
 internal import Crypto
 package import EventStore
 internal import GRPCWire
+internal import Logging
 internal import Postgres
 package import QuadProtobuf
 package import QuadRPC
@@ -66,7 +67,9 @@ package struct WriteRPC: Sendable {
     }
     if let key { write.idempotency = (key, response.serializedBytes()) }
     switch try await mapped({ try await store.write(write, idempotencyRetention: retention) }) {
-    case .committed: return (response, false)
+    case .committed(let positions):
+      Self.log(write, positions: positions, context: context)
+      return (response, false)
     case .replayed(let bytes): return (try Response(serializedBytes: bytes), true)
     }
   }
@@ -95,6 +98,23 @@ package struct WriteRPC: Sendable {
     m.identity = caller(context)
     m.idempotencyKey = key ?? ""
     return m
+  }
+
+  static let logger = Logger(label: "quad.events")
+
+  /// One log line per committed event, with what caused it.
+  static func log(_ write: EventWrite, positions: [Int64], context: ServerContext) {
+    guard logger.logLevel <= .info else { return }
+    let correlation = context.metadata.first("x-correlation-id") ?? context.metadata.first("x-request-id")
+    let trace = context.metadata.first("traceparent")
+    for (a, position) in zip(write.events, positions) {
+      var metadata: Logger.Metadata = [
+        "event_type": "\(a.event.type)", "stream": "\(a.stream)", "position": "\(position)", "method": "\(context.path)",
+      ]
+      if let correlation { metadata["correlation_id"] = "\(correlation)" }
+      if let trace { metadata["traceparent"] = "\(trace)" }
+      logger.info("event committed", metadata: metadata)
+    }
   }
 
   static func mismatch(_ key: String) -> RPCError {

@@ -6,7 +6,10 @@ internal import EventsService
 internal import Foundation
 internal import HealthService
 internal import Logging
+internal import Metrics
+internal import Observability
 internal import Postgres
+internal import Prometheus
 internal import QuadRPC
 internal import ServiceLifecycle
 internal import UnixSignals
@@ -38,19 +41,43 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics); each can be deployed on its own.")
   var contexts = CampusContext.allCases.map(\.rawValue).joined(separator: ",")
 
+  @Option(name: .customLong("metrics-port"), help: "The TCP port of the Prometheus endpoint (GET /metrics; 0 picks a free one).")
+  var metricsPort = 9464
+
+  @Option(name: .customLong("log-format"), help: "Log lines on standard error: json (one object per line) or text.")
+  var logFormat = "json"
+
+  @Option(name: .customLong("log-level"), help: "The least severe level logged: trace, debug, info, notice, warning, error, critical.")
+  var logLevel = "info"
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
     guard (1...65_536).contains(relayTailMiB) else { throw ValidationError("--relay-tail-mib must be 1 to 65536") }
     guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     do { _ = try CampusContext.parse(contexts) } catch { throw ValidationError("\(error)".replacingOccurrences(of: "quad serve: ", with: "")) }
+    guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0 to 65535") }
+    guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
+    guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
   }
 
   func run() async throws {
     // Logs go to standard error; standard output carries the one ready line scripts wait for.
-    LoggingSystem.bootstrap(StreamLogHandler.standardError)
-    var logger = Logger(label: "quad.serve")
-    logger.logLevel = .info
+    let level = Logger.Level(rawValue: logLevel) ?? .info
+    let json = logFormat == "json"
+    LoggingSystem.bootstrap { label in
+      var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    let logger = Logger(label: "quad.serve")
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = [
+      .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+      .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
+    ]
+    MetricsSystem.bootstrap(factory)
     let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
@@ -74,15 +101,27 @@ struct ServeCommand: AsyncParsableCommand {
     let served = [Quad_Events_V1_Events.serviceName] + campus.contexts.map(\.serviceName)
     let health = HealthService()
     for name in served { health.setStatus(.serving, for: name) }
-    let server = try await GRPCServer.start(
-      router: withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles, health: health), host: "0.0.0.0", port: port)
-    FileHandle.standardOutput.write(Data("quad serve: serving \(served.joined(separator: ", ")) on 0.0.0.0:\(server.port)\n".utf8))
+    var routes = try withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles, health: health)
+    routes.intercept(with: RPCObserver(logger: Logger(label: "quad.rpc"), methods: routes.paths))
+    let metrics: MetricsEndpoint
+    do {
+      metrics = try await MetricsEndpoint.start(registry: registry, host: "0.0.0.0", port: metricsPort)
+    } catch {
+      platform.store.pool.shutdown()
+      try? await embedded?.stop()
+      throw ServeFailure(message: "quad serve: cannot serve metrics on port \(metricsPort): \(error)")
+    }
+    let server = try await GRPCServer.start(router: routes, host: "0.0.0.0", port: port)
+    FileHandle.standardOutput.write(Data(
+      "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics) on 0.0.0.0:\(server.port)\n".utf8))
 
     var outcome: Result<Void, any Error> = .success(())
     let beside = campus.services + [
       .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
+      .init(service: MetricsSampler(metrics: PlatformMetrics(relay: platform.relay)), serviceName: "metrics"),
     ]
     do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger, beside: beside) } catch { outcome = .failure(error) }
+    await metrics.stop()
     platform.store.pool.shutdown()
     if let embedded {
       do { try await embedded.stop() } catch { logger.error("\(error)") }
@@ -163,6 +202,15 @@ struct GRPCServerService: Service {
     try? await gracefulShutdown()
     health.setStatus(.notServing)
     try await server.stop(grace: .seconds(10))
+  }
+}
+
+/// The platform's gauges, sampled until the group shuts down.
+struct MetricsSampler: Service {
+  let metrics: PlatformMetrics
+
+  func run() async throws {
+    await cancelWhenGracefulShutdown { await metrics.run() }
   }
 }
 

@@ -19,8 +19,10 @@ struct CampusEndToEndTests {
 
   struct Failure: Error, CustomStringConvertible { let description: String }
 
-  static func serve(_ conninfo: String, extra: [String] = []) async throws -> (BackgroundProcess, Int) {
-    let server = try await BackgroundProcess.start([quad, "serve", "--port", "0", "--database-url", conninfo] + extra)
+  /// Starts `quad serve` (metrics on a free port); with `log`, its standard error goes there.
+  static func serve(_ conninfo: String, extra: [String] = [], log: String? = nil) async throws -> (BackgroundProcess, Int) {
+    let command = [quad, "serve", "--port", "0", "--metrics-port", "0", "--database-url", conninfo] + extra
+    let server = try await BackgroundProcess.start(log.map { ["sh", "-c", "exec \"$@\" 2>>'\($0)'", $0] + command } ?? command)
     guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
       throw Failure(description: "quad serve did not start: \(server.firstLine)")
     }
@@ -281,10 +283,12 @@ struct CampusEndToEndTests {
     await pg.stop()
   }
 
-  @Test("Scans and analytics refuse bad requests with INVALID_ARGUMENT naming each field")
+  @Test("Scans and analytics refuse bad requests with INVALID_ARGUMENT naming each field; /metrics counts calls by method and status; JSON log lines carry the correlation id and traceparent; quad demo runs")
   func validation() async throws {
     let pg = try await TestPostgres.start()
-    let (server, port) = try await Self.serve(pg.conninfo)
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString).log").path
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let (server, port) = try await Self.serve(pg.conninfo, log: log)
     let grpc = try GRPCClient(target: "127.0.0.1:\(port)")
     func fields(_ body: () async throws -> Void) async -> [String] {
       do {
@@ -325,8 +329,53 @@ struct CampusEndToEndTests {
     var watch = Campus_Analytics_V1_WatchOccupancyRequest()
     watch.locations = ["gym", "GYM"]
     #expect(await fields { try await analytics.watchOccupancy(watch, options: Self.options) { stream in for try await _ in stream {} } } == ["locations[1]"])
+
+    // A traced call: its log line and its event's carry the ids.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    let traced = CallOptions(timeout: .seconds(30), metadata: [("x-correlation-id", .text("corr-e2e-1")), ("traceparent", .text(traceparent))])
+    var register = Campus_Students_V1_RegisterStudentRequest()
+    register.studentId = "T1"
+    register.givenName = "Tracy"
+    register.familyName = "Trace"
+    register.email = "t1@uni.example.edu"
+    _ = try await Campus_Students_V1_Students.Client(grpc).registerStudent(register, options: traced)
     await grpc.close()
+
+    // quad demo against the same server.
+    let demo = try await runProcess([Self.quad, "demo", "127.0.0.1:\(port)", "--students", "10", "--rate", "50", "--duration", "2"])
+    #expect(demo.status == 0 && demo.output.contains("roster: 10 students imported") && demo.output.contains("demo: 100 scans recorded"), "\(demo.output)")
+    #expect(demo.output.contains("occupancy after") && demo.output.contains("busiest locations"), "\(demo.output)")
+
+    // /metrics: the calls above, by method and status, and the consumer groups' lag.
+    let metricsPort = try #require(Self.metricsPort(server.firstLine))
+    func scrape() async throws -> String {
+      try await runProcess(["python3", "-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+                            "http://127.0.0.1:\(metricsPort)/metrics"]).output
+    }
+    try await Self.eventually("the consumer groups' lag is sampled") {
+      try await scrape().contains("quad_consumer_group_lag_events{group=\"consumer:analytics\"}")
+    }
+    let metrics = try await scrape()
+    #expect(metrics.contains("quad_rpc_calls_total{method=\"/campus.scans.v1.Scans/RecordScan\",code=\"INVALID_ARGUMENT\"} 2"), "\(metrics)")
+    #expect(metrics.contains("quad_rpc_calls_total{method=\"/campus.scans.v1.Scans/RecordScan\",code=\"OK\"} 100"), "\(metrics)")
+    #expect(metrics.contains("quad_rpc_duration_seconds_bucket{method=\"/campus.students.v1.Students/RegisterStudent\""), "\(metrics)")
+    #expect(metrics.contains("quad_db_pool_connections{state=\"open\"}") && metrics.contains("quad_relay_lag_events"), "\(metrics)")
+
+    // The JSON log: every line an object; the traced call's and its event's carry the ids.
     await server.kill()
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    #expect(objects.count == lines.count && !lines.isEmpty, "\(lines.prefix(5))")
+    let tracedLines = objects.filter { $0["correlation_id"] as? String == "corr-e2e-1" && $0["traceparent"] as? String == traceparent }
+    #expect(tracedLines.contains { $0["message"] as? String == "rpc" && $0["method"] as? String == "/campus.students.v1.Students/RegisterStudent" && $0["code"] as? String == "OK" })
+    #expect(tracedLines.contains { $0["message"] as? String == "event committed" && $0["event_type"] as? String == "campus.students.v1.StudentRegistered" })
     await pg.stop()
   }
+
+  /// The metrics port from the ready line ("… (metrics at http://0.0.0.0:N/metrics) on …").
+  static func metricsPort(_ line: String) -> Int? {
+    guard let start = line.range(of: "(metrics at http://0.0.0.0:"), let end = line[start.upperBound...].firstIndex(of: "/") else { return nil }
+    return Int(line[start.upperBound..<end])
+  }
 }
+

@@ -32,7 +32,7 @@ struct ServeFaultTests {
   }
 
   static func startServe(_ conninfo: String, port: Int, extra: [String] = []) async throws -> (BackgroundProcess, Int) {
-    let server = try await BackgroundProcess.start([QuadCommandTests.quad, "serve", "--port", String(port), "--database-url", conninfo] + extra)
+    let server = try await BackgroundProcess.start([QuadCommandTests.quad, "serve", "--port", String(port), "--metrics-port", "0", "--database-url", conninfo] + extra)
     guard let p = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }), server.firstLine.hasPrefix("quad serve: serving") else {
       throw Failure(message: "quad serve did not start: \(server.firstLine)")
     }
