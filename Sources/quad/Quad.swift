@@ -12,7 +12,7 @@ struct Quad: AsyncParsableCommand {
     commandName: "quad",
     abstract: "Contract-first gRPC services for the campus.",
     subcommands: [
-      ServeCommand.self, ProjectionsCommand.self, ImportCommand.self, DemoCommand.self, BenchServer.self, BenchOutboxServer.self, BenchEvents.self, InteropServer.self, InteropClientCommand.self,
+      ServeCommand.self, ProjectionsCommand.self, ImportCommand.self, DemoCommand.self, BenchServer.self, BenchCampus.self, BenchOutboxServer.self, BenchEvents.self, InteropServer.self, InteropClientCommand.self,
       ListCommand.self, DescribeCommand.self, CallCommand.self, HealthCommand.self,
     ]
   )

@@ -12,8 +12,10 @@ fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersio
 package struct Campus_Analytics_V1_LocationOccupancy: QuadProtobuf.Message {
   package static let protoMessageName = "campus.analytics.v1.LocationOccupancy"
 
+  /// The location code.
   package var location: Swift.String = ""
 
+  /// People inside now: scans in minus scans out, never below 0.
   package var occupancy: Swift.Int64 = 0
 
   /// When a scan last changed it (as recorded).
@@ -291,6 +293,7 @@ package struct Campus_Analytics_V1_GetOccupancyResponse: QuadProtobuf.Message {
 package struct Campus_Analytics_V1_HourlyCount: QuadProtobuf.Message {
   package static let protoMessageName = "campus.analytics.v1.HourlyCount"
 
+  /// The location code.
   package var location: Swift.String = ""
 
   /// The hour's start.
@@ -303,8 +306,10 @@ package struct Campus_Analytics_V1_HourlyCount: QuadProtobuf.Message {
   /// Returns `hour` to its unset state.
   package mutating func clearHour() { _hour = nil }
 
+  /// Scans in during the hour.
   package var scansIn: Swift.Int64 = 0
 
+  /// Scans out during the hour.
   package var scansOut: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -444,6 +449,7 @@ package struct Campus_Analytics_V1_GetHourlyCountsRequest: QuadProtobuf.Message 
   /// Returns `from` to its unset state.
   package mutating func clearFrom() { _from = nil }
 
+  /// The end of the range (exclusive).
   package var to: Google_Protobuf_Timestamp {
     get { _to ?? Google_Protobuf_Timestamp() }
     set { _to = newValue }
@@ -565,6 +571,7 @@ package struct Campus_Analytics_V1_GetHourlyCountsResponse: QuadProtobuf.Message
   /// Hours with scans, oldest first.
   package var counts: [Campus_Analytics_V1_HourlyCount] = []
 
+  /// The last log position the projection includes.
   package var logPosition: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -653,6 +660,7 @@ package struct Campus_Analytics_V1_GetHourlyCountsResponse: QuadProtobuf.Message
 package struct Campus_Analytics_V1_LocationTraffic: QuadProtobuf.Message {
   package static let protoMessageName = "campus.analytics.v1.LocationTraffic"
 
+  /// The location code.
   package var location: Swift.String = ""
 
   /// Scans in and out over the range.
@@ -772,6 +780,7 @@ package struct Campus_Analytics_V1_GetTopLocationsRequest: QuadProtobuf.Message 
   /// Returns `from` to its unset state.
   package mutating func clearFrom() { _from = nil }
 
+  /// The end of the range (exclusive).
   package var to: Google_Protobuf_Timestamp {
     get { _to ?? Google_Protobuf_Timestamp() }
     set { _to = newValue }
@@ -896,6 +905,7 @@ package struct Campus_Analytics_V1_GetTopLocationsResponse: QuadProtobuf.Message
   /// Busiest first (ties by name).
   package var locations: [Campus_Analytics_V1_LocationTraffic] = []
 
+  /// The last log position the projection includes.
   package var logPosition: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -984,8 +994,10 @@ package struct Campus_Analytics_V1_GetTopLocationsResponse: QuadProtobuf.Message
 package struct Campus_Analytics_V1_DailyVisitors: QuadProtobuf.Message {
   package static let protoMessageName = "campus.analytics.v1.DailyVisitors"
 
+  /// The location code.
   package var location: Swift.String = ""
 
+  /// Distinct cards seen there that day.
   package var uniqueVisitors: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1139,6 +1151,7 @@ package struct Campus_Analytics_V1_GetDailyVisitorsResponse: QuadProtobuf.Messag
   /// By location name.
   package var locations: [Campus_Analytics_V1_DailyVisitors] = []
 
+  /// The last log position the projection includes.
   package var logPosition: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1230,11 +1243,13 @@ package struct Campus_Analytics_V1_StudentDay: QuadProtobuf.Message {
   /// YYYY-MM-DD (UTC).
   package var day: Swift.String = ""
 
+  /// Scans that day.
   package var scans: Swift.Int64 = 0
 
   /// Distinct locations the student scanned at that day.
   package var locations: Swift.Int64 = 0
 
+  /// The day's first scan (`scanned_at`).
   package var firstScan: Google_Protobuf_Timestamp {
     get { _firstScan ?? Google_Protobuf_Timestamp() }
     set { _firstScan = newValue }
@@ -1244,6 +1259,7 @@ package struct Campus_Analytics_V1_StudentDay: QuadProtobuf.Message {
   /// Returns `firstScan` to its unset state.
   package mutating func clearFirstScan() { _firstScan = nil }
 
+  /// The day's last scan (`scanned_at`).
   package var lastScan: Google_Protobuf_Timestamp {
     get { _lastScan ?? Google_Protobuf_Timestamp() }
     set { _lastScan = newValue }
@@ -1406,6 +1422,7 @@ package struct Campus_Analytics_V1_GetStudentActivityRequest: QuadProtobuf.Messa
   /// Days in [from_day, to_day], YYYY-MM-DD; either may be empty (unbounded), at most 366 days.
   package var fromDay: Swift.String = ""
 
+  /// The last day (inclusive); empty: no end.
   package var toDay: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1512,6 +1529,7 @@ package struct Campus_Analytics_V1_GetStudentActivityResponse: QuadProtobuf.Mess
   /// Days with scans, oldest first.
   package var days: [Campus_Analytics_V1_StudentDay] = []
 
+  /// The last log position the projection includes.
   package var logPosition: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1670,6 +1688,7 @@ package struct Campus_Analytics_V1_WatchOccupancyRequest: QuadProtobuf.Message {
 package struct Campus_Analytics_V1_OccupancyUpdate: QuadProtobuf.Message {
   package static let protoMessageName = "campus.analytics.v1.OccupancyUpdate"
 
+  /// One location's occupancy.
   package var occupancy: Campus_Analytics_V1_LocationOccupancy {
     get { _occupancy ?? Campus_Analytics_V1_LocationOccupancy() }
     set { _occupancy = newValue }
@@ -1679,6 +1698,7 @@ package struct Campus_Analytics_V1_OccupancyUpdate: QuadProtobuf.Message {
   /// Returns `occupancy` to its unset state.
   package mutating func clearOccupancy() { _occupancy = nil }
 
+  /// The log position it reflects (the scan's, after the first messages).
   package var logPosition: Swift.Int64 = 0
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1825,7 +1845,7 @@ package enum QuadFile_campus_analytics_v1_analytics_proto {
   ZXN0Gi0uY2FtcHVzLmFuYWx5dGljcy52MS5HZXREYWlseVZpc2l0b3JzUmVzcG9uc2USdQoSR2V0U3R1ZGVudEFjdGl2aXR5Ei4u
   Y2FtcHVzLmFuYWx5dGljcy52MS5HZXRTdHVkZW50QWN0aXZpdHlSZXF1ZXN0Gi8uY2FtcHVzLmFuYWx5dGljcy52MS5HZXRTdHVk
   ZW50QWN0aXZpdHlSZXNwb25zZRJkCg5XYXRjaE9jY3VwYW5jeRIqLmNhbXB1cy5hbmFseXRpY3MudjEuV2F0Y2hPY2N1cGFuY3lS
-  ZXF1ZXN0GiQuY2FtcHVzLmFuYWx5dGljcy52MS5PY2N1cGFuY3lVcGRhdGUwAUqwJwoHEgUDAI0BAQqFAgoBDBIDAwASGvoBIFRo
+  ZXF1ZXN0GiQuY2FtcHVzLmFuYWx5dGljcy52MS5PY2N1cGFuY3lVcGRhdGUwAUrNLQoHEgUDAKEBAQqFAgoBDBIDAwASGvoBIFRo
   ZSBhbmFseXRpY3MgY29udGV4dDogdGhlIHJlYWQgc2lkZSAoQ1FSUykgYnVpbHQgZnJvbSB0aGUgc2NhbiBzdHJlYW0gYnkgYSBk
   dXJhYmxlIGNvbnN1bWVyCiBncm91cC4gSXRzIHRhYmxlcyBhcmUgcHJvamVjdGlvbnMgb2YgdGhlIGV2ZW50IGxvZzogdGhleSBj
   YW4gYmUgZHJvcHBlZCBhbmQgcmVidWlsdCBmcm9tIGl0CiAoYHF1YWQgcHJvamVjdGlvbnMgcmVidWlsZCBhbmFseXRpY3NgKSBh
@@ -1843,55 +1863,66 @@ package enum QuadFile_campus_analytics_v1_analytics_proto {
   AlkaHiBPbmUgc3R1ZGVudCdzIHNjYW5zIHBlciBkYXkuCgoMCgUGAAIEARIDFwYYCgwKBQYAAgQCEgMXGTIKDAoFBgACBAMSAxc9
   VwpiCgQGAAIFEgMZAk0aVSBUaGUgb2NjdXBhbmN5IG9mIHRoZSBjaG9zZW4gbG9jYXRpb25zIG5vdywgdGhlbiBldmVyeSBjaGFu
   Z2UgYXMgc2NhbnMgYXJlIHJlY29yZGVkLgoKDAoFBgACBQESAxkGFAoMCgUGAAIFAhIDGRUqCgwKBQYAAgUGEgMZNTsKDAoFBgAC
-  BQMSAxk8SwoKCgIEABIEHAAhAQoKCgMEAAESAxwIGQoLCgQEAAIAEgMdAhYKDAoFBAACAAUSAx0CCAoMCgUEAAIAARIDHQkRCgwK
-  BQQAAgADEgMdFBUKCwoEBAACARIDHgIWCgwKBQQAAgEFEgMeAgcKDAoFBAACAQESAx4IEQoMCgUEAAIBAxIDHhQVCjkKBAQAAgIS
-  AyACKxosIFdoZW4gYSBzY2FuIGxhc3QgY2hhbmdlZCBpdCAoYXMgcmVjb3JkZWQpLgoKDAoFBAACAgYSAyACGwoMCgUEAAICARID
-  IBwmCgwKBQQAAgIDEgMgKSoKCgoCBAESBCMAJgEKCgoDBAEBEgMjCBsKNQoEBAECABIDJQIgGiggT25seSB0aGVzZSBsb2NhdGlv
-  bnM7IGVtcHR5IG1lYW5zIGFsbC4KCgwKBQQBAgAEEgMlAgoKDAoFBAECAAUSAyULEQoMCgUEAQIAARIDJRIbCgwKBQQBAgADEgMl
-  Hh8KCgoCBAISBCgALQEKCgoDBAIBEgMoCBwKIAoEBAICABIDKgIrGhMgQnkgbG9jYXRpb24gbmFtZS4KCgwKBQQCAgAEEgMqAgoK
-  DAoFBAICAAYSAyoLHAoMCgUEAgIAARIDKh0mCgwKBQQCAgADEgMqKSoKPQoEBAICARIDLAIZGjAgVGhlIGxhc3QgbG9nIHBvc2l0
-  aW9uIHRoZSBwcm9qZWN0aW9uIGluY2x1ZGVzLgoKDAoFBAICAQUSAywCBwoMCgUEAgIBARIDLAgUCgwKBQQCAgEDEgMsFxgKCgoC
-  BAMSBC8ANQEKCgoDBAMBEgMvCBMKCwoEBAMCABIDMAIWCgwKBQQDAgAFEgMwAggKDAoFBAMCAAESAzAJEQoMCgUEAwIAAxIDMBQV
-  CiAKBAQDAgESAzICJRoTIFRoZSBob3VyJ3Mgc3RhcnQuCgoMCgUEAwIBBhIDMgIbCgwKBQQDAgEBEgMyHCAKDAoFBAMCAQMSAzIj
-  JAoLCgQEAwICEgMzAhUKDAoFBAMCAgUSAzMCBwoMCgUEAwICARIDMwgQCgwKBQQDAgIDEgMzExQKCwoEBAMCAxIDNAIWCgwKBQQD
-  AgMFEgM0AgcKDAoFBAMCAwESAzQIEQoMCgUEAwIDAxIDNBQVCgoKAgQEEgQ3AD0BCgoKAwQEARIDNwgeChgKBAQEAgASAzkCFhoL
-  IFJlcXVpcmVkLgoKDAoFBAQCAAUSAzkCCAoMCgUEBAIAARIDOQkRCgwKBQQEAgADEgM5FBUKTQoEBAQCARIDOwIlGkAgSG91cnMg
-  c3RhcnRpbmcgaW4gW2Zyb20sIHRvKTsgcmVxdWlyZWQsIGF0IG1vc3QgMzEgZGF5cyBhcGFydC4KCgwKBQQEAgEGEgM7AhsKDAoF
-  BAQCAQESAzscIAoMCgUEBAIBAxIDOyMkCgsKBAQEAgISAzwCIwoMCgUEBAICBhIDPAIbCgwKBQQEAgIBEgM8HB4KDAoFBAQCAgMS
-  AzwhIgoKCgIEBRIEPwBDAQoKCgMEBQESAz8IHwouCgQEBQIAEgNBAiIaISBIb3VycyB3aXRoIHNjYW5zLCBvbGRlc3QgZmlyc3Qu
-  CgoMCgUEBQIABBIDQQIKCgwKBQQFAgAGEgNBCxYKDAoFBAUCAAESA0EXHQoMCgUEBQIAAxIDQSAhCgsKBAQFAgESA0ICGQoMCgUE
-  BQIBBRIDQgIHCgwKBQQFAgEBEgNCCBQKDAoFBAUCAQMSA0IXGAoKCgIEBhIERQBLAQoKCgMEBgESA0UIFwoLCgQEBgIAEgNGAhYK
-  DAoFBAYCAAUSA0YCCAoMCgUEBgIAARIDRgkRCgwKBQQGAgADEgNGFBUKLwoEBAYCARIDSAISGiIgU2NhbnMgaW4gYW5kIG91dCBv
-  dmVyIHRoZSByYW5nZS4KCgwKBQQGAgEFEgNIAgcKDAoFBAYCAQESA0gIDQoMCgUEBgIBAxIDSBARCjkKBAQGAgISA0oCHBosIERp
-  c3RpbmN0IGNhcmRzIHNlZW4gb3ZlciB0aGUgcmFuZ2UncyBkYXlzLgoKDAoFBAYCAgUSA0oCBwoMCgUEBgICARIDSggXCgwKBQQG
-  AgIDEgNKGhsKCgoCBAcSBE0AUwEKCgoDBAcBEgNNCB4KTQoEBAcCABIDTwIlGkAgSG91cnMgc3RhcnRpbmcgaW4gW2Zyb20sIHRv
-  KTsgcmVxdWlyZWQsIGF0IG1vc3QgMzEgZGF5cyBhcGFydC4KCgwKBQQHAgAGEgNPAhsKDAoFBAcCAAESA08cIAoMCgUEBwIAAxID
-  TyMkCgsKBAQHAgESA1ACIwoMCgUEBwIBBhIDUAIbCgwKBQQHAgEBEgNQHB4KDAoFBAcCAQMSA1AhIgokCgQEBwICEgNSAhIaFyAx
-  IHRvIDEwMDsgMCBtZWFucyAxMC4KCgwKBQQHAgIFEgNSAgcKDAoFBAcCAgESA1IIDQoMCgUEBwICAxIDUhARCgoKAgQIEgRVAFkB
-  CgoKAwQIARIDVQgfCiwKBAQIAgASA1cCKRofIEJ1c2llc3QgZmlyc3QgKHRpZXMgYnkgbmFtZSkuCgoMCgUECAIABBIDVwIKCgwK
-  BQQIAgAGEgNXCxoKDAoFBAgCAAESA1cbJAoMCgUECAIAAxIDVycoCgsKBAQIAgESA1gCGQoMCgUECAIBBRIDWAIHCgwKBQQIAgEB
-  EgNYCBQKDAoFBAgCAQMSA1gXGAoKCgIECRIEWwBeAQoKCgMECQESA1sIFQoLCgQECQIAEgNcAhYKDAoFBAkCAAUSA1wCCAoMCgUE
-  CQIAARIDXAkRCgwKBQQJAgADEgNcFBUKCwoEBAkCARIDXQIcCgwKBQQJAgEFEgNdAgcKDAoFBAkCAQESA10IFwoMCgUECQIBAxID
-  XRobCgoKAgQKEgRgAGMBCgoKAwQKARIDYAgfCioKBAQKAgASA2ICERodIFJlcXVpcmVkOiBZWVlZLU1NLUREIChVVEMpLgoKDAoF
-  BAoCAAUSA2ICCAoMCgUECgIAARIDYgkMCgwKBQQKAgADEgNiDxAKCgoCBAsSBGUAaQEKCgoDBAsBEgNlCCAKIAoEBAsCABIDZwIn
-  GhMgQnkgbG9jYXRpb24gbmFtZS4KCgwKBQQLAgAEEgNnAgoKDAoFBAsCAAYSA2cLGAoMCgUECwIAARIDZxkiCgwKBQQLAgADEgNn
-  JSYKCwoEBAsCARIDaAIZCgwKBQQLAgEFEgNoAgcKDAoFBAsCAQESA2gIFAoMCgUECwIBAxIDaBcYCgoKAgQMEgRrAHMBCgoKAwQM
-  ARIDawgSCiAKBAQMAgASA20CERoTIFlZWVktTU0tREQgKFVUQykuCgoMCgUEDAIABRIDbQIICgwKBQQMAgABEgNtCQwKDAoFBAwC
-  AAMSA20PEAoLCgQEDAIBEgNuAhIKDAoFBAwCAQUSA24CBwoMCgUEDAIBARIDbggNCgwKBQQMAgEDEgNuEBEKQgoEBAwCAhIDcAIW
-  GjUgRGlzdGluY3QgbG9jYXRpb25zIHRoZSBzdHVkZW50IHNjYW5uZWQgYXQgdGhhdCBkYXkuCgoMCgUEDAICBRIDcAIHCgwKBQQM
-  AgIBEgNwCBEKDAoFBAwCAgMSA3AUFQoLCgQEDAIDEgNxAisKDAoFBAwCAwYSA3ECGwoMCgUEDAIDARIDcRwmCgwKBQQMAgMDEgNx
-  KSoKCwoEBAwCBBIDcgIqCgwKBQQMAgQGEgNyAhsKDAoFBAwCBAESA3IcJQoMCgUEDAIEAxIDcigpCgoKAgQNEgR1AHsBCgoKAwQN
-  ARIDdQghChgKBAQNAgASA3cCGBoLIFJlcXVpcmVkLgoKDAoFBA0CAAUSA3cCCAoMCgUEDQIAARIDdwkTCgwKBQQNAgADEgN3FhcK
-  aQoEBA0CARIDeQIWGlwgRGF5cyBpbiBbZnJvbV9kYXksIHRvX2RheV0sIFlZWVktTU0tREQ7IGVpdGhlciBtYXkgYmUgZW1wdHkg
-  KHVuYm91bmRlZCksIGF0IG1vc3QgMzY2IGRheXMuCgoMCgUEDQIBBRIDeQIICgwKBQQNAgEBEgN5CREKDAoFBA0CAQMSA3kUFQoL
-  CgQEDQICEgN6AhQKDAoFBA0CAgUSA3oCCAoMCgUEDQICARIDegkPCgwKBQQNAgIDEgN6EhMKCwoCBA4SBX0AgQEBCgoKAwQOARID
-  fQgiCi0KBAQOAgASA38CHxogIERheXMgd2l0aCBzY2Fucywgb2xkZXN0IGZpcnN0LgoKDAoFBA4CAAQSA38CCgoMCgUEDgIABhID
-  fwsVCgwKBQQOAgABEgN/FhoKDAoFBA4CAAMSA38dHgoMCgQEDgIBEgSAAQIZCg0KBQQOAgEFEgSAAQIHCg0KBQQOAgEBEgSAAQgU
-  Cg0KBQQOAgEDEgSAARcYCgwKAgQPEgaDAQCGAQEKCwoDBA8BEgSDAQgdCjYKBAQPAgASBIUBAiAaKCBPbmx5IHRoZXNlIGxvY2F0
-  aW9uczsgZW1wdHkgbWVhbnMgYWxsLgoKDQoFBA8CAAQSBIUBAgoKDQoFBA8CAAUSBIUBCxEKDQoFBA8CAAESBIUBEhsKDQoFBA8C
-  AAMSBIUBHh8KkwEKAgQQEgaKAQCNAQEahAEgVGhlIGZpcnN0IG1lc3NhZ2VzIGdpdmUgZWFjaCB3YXRjaGVkIGxvY2F0aW9uJ3Mg
-  b2NjdXBhbmN5IGFzIG9mIGBsb2dfcG9zaXRpb25gOyBhZnRlciB0aGVtLAogb25lIG1lc3NhZ2UgcGVyIHNjYW4gdGhhdCBjaGFu
-  Z2VkIGl0LgoKCwoDBBABEgSKAQgXCgwKBAQQAgASBIsBAiIKDQoFBBACAAYSBIsBAhMKDQoFBBACAAESBIsBFB0KDQoFBBACAAMS
-  BIsBICEKDAoEBBACARIEjAECGQoNCgUEEAIBBRIEjAECBwoNCgUEEAIBARIEjAEIFAoNCgUEEAIBAxIEjAEXGGIGcHJvdG8z
+  BQMSAxk8SwoKCgIEABIEHAAjAQoKCgMEAAESAxwIGQohCgQEAAIAEgMeAhYaFCBUaGUgbG9jYXRpb24gY29kZS4KCgwKBQQAAgAF
+  EgMeAggKDAoFBAACAAESAx4JEQoMCgUEAAIAAxIDHhQVCkoKBAQAAgESAyACFho9IFBlb3BsZSBpbnNpZGUgbm93OiBzY2FucyBp
+  biBtaW51cyBzY2FucyBvdXQsIG5ldmVyIGJlbG93IDAuCgoMCgUEAAIBBRIDIAIHCgwKBQQAAgEBEgMgCBEKDAoFBAACAQMSAyAU
+  FQo5CgQEAAICEgMiAisaLCBXaGVuIGEgc2NhbiBsYXN0IGNoYW5nZWQgaXQgKGFzIHJlY29yZGVkKS4KCgwKBQQAAgIGEgMiAhsK
+  DAoFBAACAgESAyIcJgoMCgUEAAICAxIDIikqCgoKAgQBEgQlACgBCgoKAwQBARIDJQgbCjUKBAQBAgASAycCIBooIE9ubHkgdGhl
+  c2UgbG9jYXRpb25zOyBlbXB0eSBtZWFucyBhbGwuCgoMCgUEAQIABBIDJwIKCgwKBQQBAgAFEgMnCxEKDAoFBAECAAESAycSGwoM
+  CgUEAQIAAxIDJx4fCgoKAgQCEgQqAC8BCgoKAwQCARIDKggcCiAKBAQCAgASAywCKxoTIEJ5IGxvY2F0aW9uIG5hbWUuCgoMCgUE
+  AgIABBIDLAIKCgwKBQQCAgAGEgMsCxwKDAoFBAICAAESAywdJgoMCgUEAgIAAxIDLCkqCj0KBAQCAgESAy4CGRowIFRoZSBsYXN0
+  IGxvZyBwb3NpdGlvbiB0aGUgcHJvamVjdGlvbiBpbmNsdWRlcy4KCgwKBQQCAgEFEgMuAgcKDAoFBAICAQESAy4IFAoMCgUEAgIB
+  AxIDLhcYCgoKAgQDEgQxADoBCgoKAwQDARIDMQgTCiEKBAQDAgASAzMCFhoUIFRoZSBsb2NhdGlvbiBjb2RlLgoKDAoFBAMCAAUS
+  AzMCCAoMCgUEAwIAARIDMwkRCgwKBQQDAgADEgMzFBUKIAoEBAMCARIDNQIlGhMgVGhlIGhvdXIncyBzdGFydC4KCgwKBQQDAgEG
+  EgM1AhsKDAoFBAMCAQESAzUcIAoMCgUEAwIBAxIDNSMkCigKBAQDAgISAzcCFRobIFNjYW5zIGluIGR1cmluZyB0aGUgaG91ci4K
+  CgwKBQQDAgIFEgM3AgcKDAoFBAMCAgESAzcIEAoMCgUEAwICAxIDNxMUCikKBAQDAgMSAzkCFhocIFNjYW5zIG91dCBkdXJpbmcg
+  dGhlIGhvdXIuCgoMCgUEAwIDBRIDOQIHCgwKBQQDAgMBEgM5CBEKDAoFBAMCAwMSAzkUFQoKCgIEBBIEPABDAQoKCgMEBAESAzwI
+  HgoYCgQEBAIAEgM+AhYaCyBSZXF1aXJlZC4KCgwKBQQEAgAFEgM+AggKDAoFBAQCAAESAz4JEQoMCgUEBAIAAxIDPhQVCk0KBAQE
+  AgESA0ACJRpAIEhvdXJzIHN0YXJ0aW5nIGluIFtmcm9tLCB0byk7IHJlcXVpcmVkLCBhdCBtb3N0IDMxIGRheXMgYXBhcnQuCgoM
+  CgUEBAIBBhIDQAIbCgwKBQQEAgEBEgNAHCAKDAoFBAQCAQMSA0AjJAowCgQEBAICEgNCAiMaIyBUaGUgZW5kIG9mIHRoZSByYW5n
+  ZSAoZXhjbHVzaXZlKS4KCgwKBQQEAgIGEgNCAhsKDAoFBAQCAgESA0IcHgoMCgUEBAICAxIDQiEiCgoKAgQFEgRFAEoBCgoKAwQF
+  ARIDRQgfCi4KBAQFAgASA0cCIhohIEhvdXJzIHdpdGggc2NhbnMsIG9sZGVzdCBmaXJzdC4KCgwKBQQFAgAEEgNHAgoKDAoFBAUC
+  AAYSA0cLFgoMCgUEBQIAARIDRxcdCgwKBQQFAgADEgNHICEKPQoEBAUCARIDSQIZGjAgVGhlIGxhc3QgbG9nIHBvc2l0aW9uIHRo
+  ZSBwcm9qZWN0aW9uIGluY2x1ZGVzLgoKDAoFBAUCAQUSA0kCBwoMCgUEBQIBARIDSQgUCgwKBQQFAgEDEgNJFxgKCgoCBAYSBEwA
+  UwEKCgoDBAYBEgNMCBcKIQoEBAYCABIDTgIWGhQgVGhlIGxvY2F0aW9uIGNvZGUuCgoMCgUEBgIABRIDTgIICgwKBQQGAgABEgNO
+  CREKDAoFBAYCAAMSA04UFQovCgQEBgIBEgNQAhIaIiBTY2FucyBpbiBhbmQgb3V0IG92ZXIgdGhlIHJhbmdlLgoKDAoFBAYCAQUS
+  A1ACBwoMCgUEBgIBARIDUAgNCgwKBQQGAgEDEgNQEBEKOQoEBAYCAhIDUgIcGiwgRGlzdGluY3QgY2FyZHMgc2VlbiBvdmVyIHRo
+  ZSByYW5nZSdzIGRheXMuCgoMCgUEBgICBRIDUgIHCgwKBQQGAgIBEgNSCBcKDAoFBAYCAgMSA1IaGwoKCgIEBxIEVQBcAQoKCgME
+  BwESA1UIHgpNCgQEBwIAEgNXAiUaQCBIb3VycyBzdGFydGluZyBpbiBbZnJvbSwgdG8pOyByZXF1aXJlZCwgYXQgbW9zdCAzMSBk
+  YXlzIGFwYXJ0LgoKDAoFBAcCAAYSA1cCGwoMCgUEBwIAARIDVxwgCgwKBQQHAgADEgNXIyQKMAoEBAcCARIDWQIjGiMgVGhlIGVu
+  ZCBvZiB0aGUgcmFuZ2UgKGV4Y2x1c2l2ZSkuCgoMCgUEBwIBBhIDWQIbCgwKBQQHAgEBEgNZHB4KDAoFBAcCAQMSA1khIgokCgQE
+  BwICEgNbAhIaFyAxIHRvIDEwMDsgMCBtZWFucyAxMC4KCgwKBQQHAgIFEgNbAgcKDAoFBAcCAgESA1sIDQoMCgUEBwICAxIDWxAR
+  CgoKAgQIEgReAGMBCgoKAwQIARIDXggfCiwKBAQIAgASA2ACKRofIEJ1c2llc3QgZmlyc3QgKHRpZXMgYnkgbmFtZSkuCgoMCgUE
+  CAIABBIDYAIKCgwKBQQIAgAGEgNgCxoKDAoFBAgCAAESA2AbJAoMCgUECAIAAxIDYCcoCj0KBAQIAgESA2ICGRowIFRoZSBsYXN0
+  IGxvZyBwb3NpdGlvbiB0aGUgcHJvamVjdGlvbiBpbmNsdWRlcy4KCgwKBQQIAgEFEgNiAgcKDAoFBAgCAQESA2IIFAoMCgUECAIB
+  AxIDYhcYCgoKAgQJEgRlAGoBCgoKAwQJARIDZQgVCiEKBAQJAgASA2cCFhoUIFRoZSBsb2NhdGlvbiBjb2RlLgoKDAoFBAkCAAUS
+  A2cCCAoMCgUECQIAARIDZwkRCgwKBQQJAgADEgNnFBUKMgoEBAkCARIDaQIcGiUgRGlzdGluY3QgY2FyZHMgc2VlbiB0aGVyZSB0
+  aGF0IGRheS4KCgwKBQQJAgEFEgNpAgcKDAoFBAkCAQESA2kIFwoMCgUECQIBAxIDaRobCgoKAgQKEgRsAG8BCgoKAwQKARIDbAgf
+  CioKBAQKAgASA24CERodIFJlcXVpcmVkOiBZWVlZLU1NLUREIChVVEMpLgoKDAoFBAoCAAUSA24CCAoMCgUECgIAARIDbgkMCgwK
+  BQQKAgADEgNuDxAKCgoCBAsSBHEAdgEKCgoDBAsBEgNxCCAKIAoEBAsCABIDcwInGhMgQnkgbG9jYXRpb24gbmFtZS4KCgwKBQQL
+  AgAEEgNzAgoKDAoFBAsCAAYSA3MLGAoMCgUECwIAARIDcxkiCgwKBQQLAgADEgNzJSYKPQoEBAsCARIDdQIZGjAgVGhlIGxhc3Qg
+  bG9nIHBvc2l0aW9uIHRoZSBwcm9qZWN0aW9uIGluY2x1ZGVzLgoKDAoFBAsCAQUSA3UCBwoMCgUECwIBARIDdQgUCgwKBQQLAgED
+  EgN1FxgKCwoCBAwSBXgAgwEBCgoKAwQMARIDeAgSCiAKBAQMAgASA3oCERoTIFlZWVktTU0tREQgKFVUQykuCgoMCgUEDAIABRID
+  egIICgwKBQQMAgABEgN6CQwKDAoFBAwCAAMSA3oPEAoeCgQEDAIBEgN8AhIaESBTY2FucyB0aGF0IGRheS4KCgwKBQQMAgEFEgN8
+  AgcKDAoFBAwCAQESA3wIDQoMCgUEDAIBAxIDfBARCkIKBAQMAgISA34CFho1IERpc3RpbmN0IGxvY2F0aW9ucyB0aGUgc3R1ZGVu
+  dCBzY2FubmVkIGF0IHRoYXQgZGF5LgoKDAoFBAwCAgUSA34CBwoMCgUEDAICARIDfggRCgwKBQQMAgIDEgN+FBUKNAoEBAwCAxIE
+  gAECKxomIFRoZSBkYXkncyBmaXJzdCBzY2FuIChgc2Nhbm5lZF9hdGApLgoKDQoFBAwCAwYSBIABAhsKDQoFBAwCAwESBIABHCYK
+  DQoFBAwCAwMSBIABKSoKMwoEBAwCBBIEggECKholIFRoZSBkYXkncyBsYXN0IHNjYW4gKGBzY2FubmVkX2F0YCkuCgoNCgUEDAIE
+  BhIEggECGwoNCgUEDAIEARIEggEcJQoNCgUEDAIEAxIEggEoKQoMCgIEDRIGhQEAjAEBCgsKAwQNARIEhQEIIQoZCgQEDQIAEgSH
+  AQIYGgsgUmVxdWlyZWQuCgoNCgUEDQIABRIEhwECCAoNCgUEDQIAARIEhwEJEwoNCgUEDQIAAxIEhwEWFwpqCgQEDQIBEgSJAQIW
+  GlwgRGF5cyBpbiBbZnJvbV9kYXksIHRvX2RheV0sIFlZWVktTU0tREQ7IGVpdGhlciBtYXkgYmUgZW1wdHkgKHVuYm91bmRlZCks
+  IGF0IG1vc3QgMzY2IGRheXMuCgoNCgUEDQIBBRIEiQECCAoNCgUEDQIBARIEiQEJEQoNCgUEDQIBAxIEiQEUFQo4CgQEDQICEgSL
+  AQIUGiogVGhlIGxhc3QgZGF5IChpbmNsdXNpdmUpOyBlbXB0eTogbm8gZW5kLgoKDQoFBA0CAgUSBIsBAggKDQoFBA0CAgESBIsB
+  CQ8KDQoFBA0CAgMSBIsBEhMKDAoCBA4SBo4BAJMBAQoLCgMEDgESBI4BCCIKLgoEBA4CABIEkAECHxogIERheXMgd2l0aCBzY2Fu
+  cywgb2xkZXN0IGZpcnN0LgoKDQoFBA4CAAQSBJABAgoKDQoFBA4CAAYSBJABCxUKDQoFBA4CAAESBJABFhoKDQoFBA4CAAMSBJAB
+  HR4KPgoEBA4CARIEkgECGRowIFRoZSBsYXN0IGxvZyBwb3NpdGlvbiB0aGUgcHJvamVjdGlvbiBpbmNsdWRlcy4KCg0KBQQOAgEF
+  EgSSAQIHCg0KBQQOAgEBEgSSAQgUCg0KBQQOAgEDEgSSARcYCgwKAgQPEgaVAQCYAQEKCwoDBA8BEgSVAQgdCjYKBAQPAgASBJcB
+  AiAaKCBPbmx5IHRoZXNlIGxvY2F0aW9uczsgZW1wdHkgbWVhbnMgYWxsLgoKDQoFBA8CAAQSBJcBAgoKDQoFBA8CAAUSBJcBCxEK
+  DQoFBA8CAAESBJcBEhsKDQoFBA8CAAMSBJcBHh8KkwEKAgQQEgacAQChAQEahAEgVGhlIGZpcnN0IG1lc3NhZ2VzIGdpdmUgZWFj
+  aCB3YXRjaGVkIGxvY2F0aW9uJ3Mgb2NjdXBhbmN5IGFzIG9mIGBsb2dfcG9zaXRpb25gOyBhZnRlciB0aGVtLAogb25lIG1lc3Nh
+  Z2UgcGVyIHNjYW4gdGhhdCBjaGFuZ2VkIGl0LgoKCwoDBBABEgScAQgXCikKBAQQAgASBJ4BAiIaGyBPbmUgbG9jYXRpb24ncyBv
+  Y2N1cGFuY3kuCgoNCgUEEAIABhIEngECEwoNCgUEEAIAARIEngEUHQoNCgUEEAIAAxIEngEgIQpUCgQEEAIBEgSgAQIZGkYgVGhl
+  IGxvZyBwb3NpdGlvbiBpdCByZWZsZWN0cyAodGhlIHNjYW4ncywgYWZ0ZXIgdGhlIGZpcnN0IG1lc3NhZ2VzKS4KCg0KBQQQAgEF
+  EgSgAQIHCg0KBQQQAgEBEgSgAQgUCg0KBQQQAgEDEgSgARcYYgZwcm90bzM=
   """)
 }

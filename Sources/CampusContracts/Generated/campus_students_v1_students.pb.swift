@@ -15,10 +15,15 @@ fileprivate struct _QuadProtobufVersionCheck: QuadProtobuf.QuadProtobufAPIVersio
 ///   WITHDRAWN -> ENROLLED (readmission)
 ///   GRADUATED is final.
 package enum Campus_Students_V1_StudentStatus: QuadProtobuf.Enum, Swift.CaseIterable {
+  /// Not set (refused where a status is required).
   case unspecified // = 0
+  /// Studying.
   case enrolled // = 1
+  /// On a leave of absence; keeps their card.
   case onLeave // = 2
+  /// Graduated (final).
   case graduated // = 3
+  /// Left before graduating; may be readmitted.
   case withdrawn // = 4
   /// A number this version of the enum does not name.
   case UNRECOGNIZED(Swift.Int32)
@@ -94,6 +99,7 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
   /// Enrolment date, YYYY-MM-DD; may be empty.
   package var enrolledOn: Swift.String = ""
 
+  /// Where the student stands now.
   package var status: Campus_Students_V1_StudentStatus = Campus_Students_V1_StudentStatus()
 
   /// The card the student holds now; empty when none.
@@ -116,6 +122,7 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
   /// Returns `registeredAt` to its unset state.
   package mutating func clearRegisteredAt() { _registeredAt = nil }
 
+  /// When the newest event was recorded.
   package var updatedAt: Google_Protobuf_Timestamp {
     get { _updatedAt ?? Google_Protobuf_Timestamp() }
     set { _updatedAt = newValue }
@@ -407,16 +414,22 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
 package struct Campus_Students_V1_RegisterStudentRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.RegisterStudentRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// Given name(s), 1 to 100 characters.
   package var givenName: Swift.String = ""
 
+  /// Family name, 1 to 100 characters.
   package var familyName: Swift.String = ""
 
+  /// Contact email (one '@', a dotted domain).
   package var email: Swift.String = ""
 
+  /// Study programme code ("CS-BSC"); may be empty.
   package var program: Swift.String = ""
 
+  /// Enrolment date, YYYY-MM-DD; may be empty.
   package var enrolledOn: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -577,6 +590,7 @@ package struct Campus_Students_V1_RegisterStudentRequest: QuadProtobuf.Message {
 package struct Campus_Students_V1_UpdateStudentRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.UpdateStudentRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
   /// The version the change was decided on; 0 means "whatever the current version is".
@@ -585,12 +599,16 @@ package struct Campus_Students_V1_UpdateStudentRequest: QuadProtobuf.Message {
   /// New values for the fields named in `update_mask`.
   package var givenName: Swift.String = ""
 
+  /// Family name, 1 to 100 characters.
   package var familyName: Swift.String = ""
 
+  /// Contact email (one '@', a dotted domain).
   package var email: Swift.String = ""
 
+  /// Study programme code ("CS-BSC"); may be empty.
   package var program: Swift.String = ""
 
+  /// Enrolment date, YYYY-MM-DD; may be empty.
   package var enrolledOn: Swift.String = ""
 
   /// The fields to change, of given_name, family_name, email, program, enrolled_on; empty
@@ -804,11 +822,13 @@ package struct Campus_Students_V1_UpdateStudentRequest: QuadProtobuf.Message {
 package struct Campus_Students_V1_ChangeStudentStatusRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.ChangeStudentStatusRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
   /// As in UpdateStudentRequest.
   package var expectedVersion: Swift.Int64 = 0
 
+  /// The status to move to.
   package var status: Campus_Students_V1_StudentStatus = Campus_Students_V1_StudentStatus()
 
   /// Why, for the record (at most 500 characters).
@@ -934,8 +954,10 @@ package struct Campus_Students_V1_ChangeStudentStatusRequest: QuadProtobuf.Messa
 package struct Campus_Students_V1_IssueCardRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.IssueCardRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The version the change was decided on; 0 means "whatever the current version is". Another is ABORTED.
   package var expectedVersion: Swift.Int64 = 0
 
   /// The card's id: 4 to 32 letters, digits or '-'.
@@ -1042,10 +1064,13 @@ package struct Campus_Students_V1_IssueCardRequest: QuadProtobuf.Message {
 package struct Campus_Students_V1_ReportCardLostRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.ReportCardLostRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The version the change was decided on; 0 means "whatever the current version is". Another is ABORTED.
   package var expectedVersion: Swift.Int64 = 0
 
+  /// The card's id: 4 to 32 letters, digits or '-'.
   package var cardId: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1149,6 +1174,7 @@ package struct Campus_Students_V1_ReportCardLostRequest: QuadProtobuf.Message {
 package struct Campus_Students_V1_GetStudentRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.GetStudentRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1346,6 +1372,7 @@ package struct Campus_Students_V1_ListStudentsRequest: QuadProtobuf.Message {
 package struct Campus_Students_V1_ListStudentsResponse: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.ListStudentsResponse"
 
+  /// The page, in id order.
   package var students: [Campus_Students_V1_Student] = []
 
   /// Pass it to get the next page; empty on the last.
@@ -1437,11 +1464,13 @@ package struct Campus_Students_V1_ListStudentsResponse: QuadProtobuf.Message {
 package struct Campus_Students_V1_GetStudentHistoryRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.GetStudentHistoryRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
   /// As in ListStudentsRequest.
   package var pageSize: Swift.Int32 = 0
 
+  /// `next_page_token` of the previous page; empty for the first.
   package var pageToken: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1552,6 +1581,7 @@ package struct Campus_Students_V1_StudentHistoryEntry: QuadProtobuf.Message {
   /// Its place in the whole event log.
   package var position: Swift.Int64 = 0
 
+  /// When the log recorded the event.
   package var recordedAt: Google_Protobuf_Timestamp {
     get { _recordedAt ?? Google_Protobuf_Timestamp() }
     set { _recordedAt = newValue }
@@ -1699,8 +1729,10 @@ package struct Campus_Students_V1_StudentHistoryEntry: QuadProtobuf.Message {
 package struct Campus_Students_V1_GetStudentHistoryResponse: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.GetStudentHistoryResponse"
 
+  /// The page, oldest first.
   package var entries: [Campus_Students_V1_StudentHistoryEntry] = []
 
+  /// Pass it to get the next page; empty on the last.
   package var nextPageToken: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -1789,8 +1821,10 @@ package struct Campus_Students_V1_GetStudentHistoryResponse: QuadProtobuf.Messag
 package struct Campus_Students_V1_GetStudentAsOfRequest: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.GetStudentAsOfRequest"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The instant: the student as the events recorded up to it (inclusive) leave them. Required.
   package var asOf: Google_Protobuf_Timestamp {
     get { _asOf ?? Google_Protobuf_Timestamp() }
     set { _asOf = newValue }
@@ -1902,6 +1936,7 @@ package struct Campus_Students_V1_RosterRow: QuadProtobuf.Message {
   /// Required.
   package var email: Swift.String = ""
 
+  /// Study programme code; may be empty.
   package var program: Swift.String = ""
 
   /// "enrolled", "on_leave", "graduated" or "withdrawn"; empty means enrolled.
@@ -2118,6 +2153,7 @@ package struct Campus_Students_V1_ImportRosterResponse: QuadProtobuf.Message {
   /// Rows refused; the first 1000 are listed in `rejections`.
   package var rejected: Swift.Int64 = 0
 
+  /// The first 1000 refused, in order.
   package var rejections: [Campus_Students_V1_RowRejection] = []
 
   /// Fields read from the wire that this version of the message does not know.
@@ -2264,10 +2300,13 @@ package struct Campus_Students_V1_ImportRosterResponse: QuadProtobuf.Message {
 package struct Campus_Students_V1_RowRejection: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.RowRejection"
 
+  /// The row's line in its file.
   package var rowNumber: Swift.Int64 = 0
 
+  /// The row's registrar id.
   package var registrarId: Swift.String = ""
 
+  /// What is wrong with the row (the field and why, or the rule it breaks).
   package var reason: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -2372,18 +2411,25 @@ package struct Campus_Students_V1_RowRejection: QuadProtobuf.Message {
 package struct Campus_Students_V1_StudentRegistered: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.StudentRegistered"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// Given name(s), 1 to 100 characters.
   package var givenName: Swift.String = ""
 
+  /// Family name, 1 to 100 characters.
   package var familyName: Swift.String = ""
 
+  /// Contact email (one '@', a dotted domain).
   package var email: Swift.String = ""
 
+  /// Study programme code ("CS-BSC"); may be empty.
   package var program: Swift.String = ""
 
+  /// Enrolment date, YYYY-MM-DD; may be empty.
   package var enrolledOn: Swift.String = ""
 
+  /// The status the student starts in (ENROLLED unless imported otherwise).
   package var status: Campus_Students_V1_StudentStatus = Campus_Students_V1_StudentStatus()
 
   /// Fields read from the wire that this version of the message does not know.
@@ -2565,16 +2611,22 @@ package struct Campus_Students_V1_StudentRegistered: QuadProtobuf.Message {
 package struct Campus_Students_V1_StudentUpdated: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.StudentUpdated"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// Given name(s), 1 to 100 characters.
   package var givenName: Swift.String = ""
 
+  /// Family name, 1 to 100 characters.
   package var familyName: Swift.String = ""
 
+  /// Contact email (one '@', a dotted domain).
   package var email: Swift.String = ""
 
+  /// Study programme code ("CS-BSC"); may be empty.
   package var program: Swift.String = ""
 
+  /// Enrolment date, YYYY-MM-DD; may be empty.
   package var enrolledOn: Swift.String = ""
 
   /// The fields that changed.
@@ -2760,12 +2812,16 @@ package struct Campus_Students_V1_StudentUpdated: QuadProtobuf.Message {
 package struct Campus_Students_V1_StudentStatusChanged: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.StudentStatusChanged"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The status before.
   package var from: Campus_Students_V1_StudentStatus = Campus_Students_V1_StudentStatus()
 
+  /// The status after.
   package var to: Campus_Students_V1_StudentStatus = Campus_Students_V1_StudentStatus()
 
+  /// Why, as the caller gave it ("registrar roster" for imports).
   package var reason: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -2889,10 +2945,13 @@ package struct Campus_Students_V1_StudentStatusChanged: QuadProtobuf.Message {
 package struct Campus_Students_V1_CardIssued: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.CardIssued"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The new card.
   package var cardId: Swift.String = ""
 
+  /// The card it replaces; empty for a first card.
   package var replacedCardId: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -2997,8 +3056,10 @@ package struct Campus_Students_V1_CardIssued: QuadProtobuf.Message {
 package struct Campus_Students_V1_CardReportedLost: QuadProtobuf.Message {
   package static let protoMessageName = "campus.students.v1.CardReportedLost"
 
+  /// The student's id (the registrar's).
   package var studentId: Swift.String = ""
 
+  /// The lost card (scans of it are flagged from now on).
   package var cardId: Swift.String = ""
 
   /// Fields read from the wire that this version of the message does not know.
@@ -3229,7 +3290,7 @@ package enum QuadFile_campus_students_v1_students_proto {
   c3R1ZGVudHMudjEuR2V0U3R1ZGVudEhpc3RvcnlSZXF1ZXN0Gi0uY2FtcHVzLnN0dWRlbnRzLnYxLkdldFN0dWRlbnRIaXN0b3J5
   UmVzcG9uc2USWAoOR2V0U3R1ZGVudEFzT2YSKS5jYW1wdXMuc3R1ZGVudHMudjEuR2V0U3R1ZGVudEFzT2ZSZXF1ZXN0GhsuY2Ft
   cHVzLnN0dWRlbnRzLnYxLlN0dWRlbnQSWQoMSW1wb3J0Um9zdGVyEh0uY2FtcHVzLnN0dWRlbnRzLnYxLlJvc3RlclJvdxooLmNh
-  bXB1cy5zdHVkZW50cy52MS5JbXBvcnRSb3N0ZXJSZXNwb25zZSgBSrRaCgcSBQMAkAIBCugBCgEMEgMDABIa3QEgVGhlIHN0dWRl
+  bXB1cy5zdHVkZW50cy52MS5JbXBvcnRSb3N0ZXJSZXNwb25zZSgBSs1vCgcSBQMAzQIBCugBCgEMEgMDABIa3QEgVGhlIHN0dWRl
   bnRzIGNvbnRleHQ6IGVhY2ggc3R1ZGVudCBpcyBhbiBldmVudC1zb3VyY2VkIGFnZ3JlZ2F0ZSAoc3RyZWFtIHR5cGUgInN0dWRl
   bnQiKSwKIGtlcHQgaW4gc3RlcCB3aXRoIHRoZSByZWdpc3RyYXIuIE90aGVyIGNvbnRleHRzIGxlYXJuIGFib3V0IHN0dWRlbnRz
   IG9ubHkgZnJvbSB0aGUgZXZlbnRzCiBiZWxvdywgbmV2ZXIgYnkgY2FsbGluZyB0aGlzIHNlcnZpY2UuCgoICgECEgMFABsKCQoC
@@ -3262,127 +3323,164 @@ package enum QuadFile_campus_students_v1_students_proto {
   YWNoIHJvdyBpcyB2YWxpZGF0ZWQgYW5kIHJlZ2lzdGVyZWQKIG9yIHVwZGF0ZWQsIHdpdGggYW4gaWRlbXBvdGVuY3kga2V5IGRl
   cml2ZWQgZnJvbSB0aGUgcm93LCBzbyBpbXBvcnRpbmcgdGhlIHNhbWUgcm9zdGVyCiBhZ2FpbiBjaGFuZ2VzIG5vdGhpbmcuIEJh
   ZCByb3dzIGFyZSByZWplY3RlZCB3aXRoIHRoZWlyIHJlYXNvbjsgdGhlIG90aGVycyBnbyBvbi4KCgwKBQYAAgkBEgMuBhIKDAoF
-  BgACCQUSAy4TGQoMCgUGAAIJAhIDLhojCgwKBQYAAgkDEgMuLkIKzAEKAgUAEgQ2ADwBGr8BIFdoZXJlIGEgc3R1ZGVudCBzdGFu
+  BgACCQUSAy4TGQoMCgUGAAIJAhIDLhojCgwKBQYAAgkDEgMuLkIKzAEKAgUAEgQ2AEEBGr8BIFdoZXJlIGEgc3R1ZGVudCBzdGFu
   ZHMuIEFsbG93ZWQgdHJhbnNpdGlvbnM6CiAgIEVOUk9MTEVEICAtPiBPTl9MRUFWRSwgR1JBRFVBVEVELCBXSVRIRFJBV04KICAg
   T05fTEVBVkUgIC0+IEVOUk9MTEVELCBXSVRIRFJBV04KICAgV0lUSERSQVdOIC0+IEVOUk9MTEVEIChyZWFkbWlzc2lvbikKICAg
-  R1JBRFVBVEVEIGlzIGZpbmFsLgoKCgoDBQABEgM2BRIKCwoEBQACABIDNwIhCgwKBQUAAgABEgM3AhwKDAoFBQACAAISAzcfIAoL
-  CgQFAAIBEgM4Ah4KDAoFBQACAQESAzgCGQoMCgUFAAIBAhIDOBwdCgsKBAUAAgISAzkCHgoMCgUFAAICARIDOQIZCgwKBQUAAgIC
-  EgM5HB0KCwoEBQACAxIDOgIfCgwKBQUAAgMBEgM6AhoKDAoFBQACAwISAzodHgoLCgQFAAIEEgM7Ah8KDAoFBQACBAESAzsCGgoM
-  CgUFAAIEAhIDOx0eCigKAgQAEgQ/AFcBGhwgQSBzdHVkZW50J3MgY3VycmVudCBzdGF0ZS4KCgoKAwQAARIDPwgPCmgKBAQAAgAS
-  A0ECGBpbIFRoZSByZWdpc3RyYXIncyBpZDogMSB0byAzMiBsZXR0ZXJzLCBkaWdpdHMsICctJyBvciAnXycsIHN0YXJ0aW5nIHdp
-  dGggYSBsZXR0ZXIgb3IgZGlnaXQuCgoMCgUEAAIABRIDQQIICgwKBQQAAgABEgNBCRMKDAoFBAACAAMSA0EWFwoyCgQEAAIBEgND
-  AhgaJSBHaXZlbiBuYW1lKHMpLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAACAQUSA0MCCAoMCgUEAAIBARIDQwkTCgwKBQQA
-  AgEDEgNDFhcKMAoEBAACAhIDRQIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoMCgUEAAICBRIDRQIICgwK
-  BQQAAgIBEgNFCRQKDAoFBAACAgMSA0UXGAo4CgQEAAIDEgNHAhMaKyBDb250YWN0IGVtYWlsIChvbmUgJ0AnLCBhIGRvdHRlZCBk
-  b21haW4pLgoKDAoFBAACAwUSA0cCCAoMCgUEAAIDARIDRwkOCgwKBQQAAgMDEgNHERIKPQoEBAACBBIDSQIVGjAgU3R1ZHkgcHJv
-  Z3JhbW1lIGNvZGUgKCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDAoFBAACBAUSA0kCCAoMCgUEAAIEARIDSQkQCgwKBQQAAgQD
-  EgNJExQKOAoEBAACBRIDSwIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVktTU0tREQ7IG1heSBiZSBlbXB0eS4KCgwKBQQAAgUFEgNL
-  AggKDAoFBAACBQESA0sJFAoMCgUEAAIFAxIDSxcYCgsKBAQAAgYSA0wCGwoMCgUEAAIGBhIDTAIPCgwKBQQAAgYBEgNMEBYKDAoF
-  BAACBgMSA0wZGgo/CgQEAAIHEgNOAhUaMiBUaGUgY2FyZCB0aGUgc3R1ZGVudCBob2xkcyBub3c7IGVtcHR5IHdoZW4gbm9uZS4K
-  CgwKBQQAAgcFEgNOAggKDAoFBAACBwESA04JEAoMCgUEAAIHAxIDThMUClYKBAQAAggSA1ACJxpJIENhcmRzIHRoZSBzdHVkZW50
-  IGhlbGQgYmVmb3JlLCByZXBvcnRlZCBsb3N0IG9yIHJlcGxhY2VkLCBvbGRlc3QgZmlyc3QuCgoMCgUEAAIIBBIDUAIKCgwKBQQA
-  AggFEgNQCxEKDAoFBAACCAESA1ASIgoMCgUEAAIIAxIDUCUmCpoBCgQEAAIJEgNTAhUajAEgVGhlIGFnZ3JlZ2F0ZSdzIHZlcnNp
-  b246IHRoZSBudW1iZXIgb2YgZXZlbnRzIGluIGl0cyBzdHJlYW0uIFBhc3MgaXQgYXMKIGBleHBlY3RlZF92ZXJzaW9uYCB0byBj
-  aGFuZ2UgdGhlIHN0dWRlbnQgb25seSBpZiBub2JvZHkgZWxzZSBoYXMuCgoMCgUEAAIJBRIDUwIHCgwKBQQAAgkBEgNTCA8KDAoF
-  BAACCQMSA1MSFApACgQEAAIKEgNVAi8aMyBXaGVuIHRoZSBzdHVkZW50IHdhcyByZWdpc3RlcmVkIGFuZCBsYXN0IGNoYW5nZWQu
-  CgoMCgUEAAIKBhIDVQIbCgwKBQQAAgoBEgNVHCkKDAoFBAACCgMSA1UsLgoLCgQEAAILEgNWAiwKDAoFBAACCwYSA1YCGwoMCgUE
-  AAILARIDVhwmCgwKBQQAAgsDEgNWKSsKCgoCBAESBFkAYAEKCgoDBAEBEgNZCB4KCwoEBAECABIDWgIYCgwKBQQBAgAFEgNaAggK
-  DAoFBAECAAESA1oJEwoMCgUEAQIAAxIDWhYXCgsKBAQBAgESA1sCGAoMCgUEAQIBBRIDWwIICgwKBQQBAgEBEgNbCRMKDAoFBAEC
-  AQMSA1sWFwoLCgQEAQICEgNcAhkKDAoFBAECAgUSA1wCCAoMCgUEAQICARIDXAkUCgwKBQQBAgIDEgNcFxgKCwoEBAECAxIDXQIT
-  CgwKBQQBAgMFEgNdAggKDAoFBAECAwESA10JDgoMCgUEAQIDAxIDXRESCgsKBAQBAgQSA14CFQoMCgUEAQIEBRIDXgIICgwKBQQB
-  AgQBEgNeCRAKDAoFBAECBAMSA14TFAoLCgQEAQIFEgNfAhkKDAoFBAECBQUSA18CCAoMCgUEAQIFARIDXwkUCgwKBQQBAgUDEgNf
-  FxgKCgoCBAISBGIAbwEKCgoDBAIBEgNiCBwKCwoEBAICABIDYwIYCgwKBQQCAgAFEgNjAggKDAoFBAICAAESA2MJEwoMCgUEAgIA
-  AxIDYxYXCmAKBAQCAgESA2UCHRpTIFRoZSB2ZXJzaW9uIHRoZSBjaGFuZ2Ugd2FzIGRlY2lkZWQgb247IDAgbWVhbnMgIndoYXRl
-  dmVyIHRoZSBjdXJyZW50IHZlcnNpb24gaXMiLgoKDAoFBAICAQUSA2UCBwoMCgUEAgIBARIDZQgYCgwKBQQCAgEDEgNlGxwKQAoE
-  BAICAhIDZwIYGjMgTmV3IHZhbHVlcyBmb3IgdGhlIGZpZWxkcyBuYW1lZCBpbiBgdXBkYXRlX21hc2tgLgoKDAoFBAICAgUSA2cC
-  CAoMCgUEAgICARIDZwkTCgwKBQQCAgIDEgNnFhcKCwoEBAICAxIDaAIZCgwKBQQCAgMFEgNoAggKDAoFBAICAwESA2gJFAoMCgUE
-  AgIDAxIDaBcYCgsKBAQCAgQSA2kCEwoMCgUEAgIEBRIDaQIICgwKBQQCAgQBEgNpCQ4KDAoFBAICBAMSA2kREgoLCgQEAgIFEgNq
-  AhUKDAoFBAICBQUSA2oCCAoMCgUEAgIFARIDagkQCgwKBQQCAgUDEgNqExQKCwoEBAICBhIDawIZCgwKBQQCAgYFEgNrAggKDAoF
-  BAICBgESA2sJFAoMCgUEAgIGAxIDaxcYCp0BCgQEAgIHEgNuAiwajwEgVGhlIGZpZWxkcyB0byBjaGFuZ2UsIG9mIGdpdmVuX25h
-  bWUsIGZhbWlseV9uYW1lLCBlbWFpbCwgcHJvZ3JhbSwgZW5yb2xsZWRfb247IGVtcHR5CiBtZWFucyBldmVyeSBvbmUgb2YgdGhl
-  bSBzZXQgdG8gYSBub24tZW1wdHkgdmFsdWUgYWJvdmUuCgoMCgUEAgIHBhIDbgIbCgwKBQQCAgcBEgNuHCcKDAoFBAICBwMSA24q
-  KwoKCgIEAxIEcQB4AQoKCgMEAwESA3EIIgoLCgQEAwIAEgNyAhgKDAoFBAMCAAUSA3ICCAoMCgUEAwIAARIDcgkTCgwKBQQDAgAD
-  EgNyFhcKKgoEBAMCARIDdAIdGh0gQXMgaW4gVXBkYXRlU3R1ZGVudFJlcXVlc3QuCgoMCgUEAwIBBRIDdAIHCgwKBQQDAgEBEgN0
-  CBgKDAoFBAMCAQMSA3QbHAoLCgQEAwICEgN1AhsKDAoFBAMCAgYSA3UCDwoMCgUEAwICARIDdRAWCgwKBQQDAgIDEgN1GRoKPAoE
-  BAMCAxIDdwIUGi8gV2h5LCBmb3IgdGhlIHJlY29yZCAoYXQgbW9zdCA1MDAgY2hhcmFjdGVycykuCgoMCgUEAwIDBRIDdwIICgwK
-  BQQDAgMBEgN3CQ8KDAoFBAMCAwMSA3cSEwoKCgIEBBIEegB/AQoKCgMEBAESA3oIGAoLCgQEBAIAEgN7AhgKDAoFBAQCAAUSA3sC
-  CAoMCgUEBAIAARIDewkTCgwKBQQEAgADEgN7FhcKCwoEBAQCARIDfAIdCgwKBQQEAgEFEgN8AgcKDAoFBAQCAQESA3wIGAoMCgUE
-  BAIBAxIDfBscCj0KBAQEAgISA34CFRowIFRoZSBjYXJkJ3MgaWQ6IDQgdG8gMzIgbGV0dGVycywgZGlnaXRzIG9yICctJy4KCgwK
-  BQQEAgIFEgN+AggKDAoFBAQCAgESA34JEAoMCgUEBAICAxIDfhMUCgwKAgQFEgaBAQCFAQEKCwoDBAUBEgSBAQgdCgwKBAQFAgAS
-  BIIBAhgKDQoFBAUCAAUSBIIBAggKDQoFBAUCAAESBIIBCRMKDQoFBAUCAAMSBIIBFhcKDAoEBAUCARIEgwECHQoNCgUEBQIBBRIE
-  gwECBwoNCgUEBQIBARIEgwEIGAoNCgUEBQIBAxIEgwEbHAoMCgQEBQICEgSEAQIVCg0KBQQFAgIFEgSEAQIICg0KBQQFAgIBEgSE
-  AQkQCg0KBQQFAgIDEgSEARMUCgwKAgQGEgaHAQCJAQEKCwoDBAYBEgSHAQgZCgwKBAQGAgASBIgBAhgKDQoFBAYCAAUSBIgBAggK
-  DQoFBAYCAAESBIgBCRMKDQoFBAYCAAMSBIgBFhcKDAoCBAcSBosBAJQBAQoLCgMEBwESBIsBCBsKOwoEBAcCABIEjQECFhotIEF0
-  IG1vc3QgdGhpcyBtYW55ICgxIHRvIDEwMDA7IDAgbWVhbnMgMTAwKS4KCg0KBQQHAgAFEgSNAQIHCg0KBQQHAgABEgSNAQgRCg0K
-  BQQHAgADEgSNARQVCkwKBAQHAgESBI8BAhgaPiBgbmV4dF9wYWdlX3Rva2VuYCBvZiB0aGUgcHJldmlvdXMgcGFnZTsgZW1wdHkg
-  Zm9yIHRoZSBmaXJzdC4KCg0KBQQHAgEFEgSPAQIICg0KBQQHAgEBEgSPAQkTCg0KBQQHAgEDEgSPARYXCjkKBAQHAgISBJEBAhsa
-  KyBPbmx5IHN0dWRlbnRzIHdpdGggdGhpcyBzdGF0dXMsIHdoZW4gc2V0LgoKDQoFBAcCAgYSBJEBAg8KDQoFBAcCAgESBJEBEBYK
-  DQoFBAcCAgMSBJEBGRoKOgoEBAcCAxIEkwECFRosIE9ubHkgc3R1ZGVudHMgb2YgdGhpcyBwcm9ncmFtbWUsIHdoZW4gc2V0LgoK
-  DQoFBAcCAwUSBJMBAggKDQoFBAcCAwESBJMBCRAKDQoFBAcCAwMSBJMBExQKDAoCBAgSBpYBAJoBAQoLCgMECAESBJYBCBwKDAoE
-  BAgCABIElwECIAoNCgUECAIABBIElwECCgoNCgUECAIABhIElwELEgoNCgUECAIAARIElwETGwoNCgUECAIAAxIElwEeHwpACgQE
-  CAIBEgSZAQIdGjIgUGFzcyBpdCB0byBnZXQgdGhlIG5leHQgcGFnZTsgZW1wdHkgb24gdGhlIGxhc3QuCgoNCgUECAIBBRIEmQEC
-  CAoNCgUECAIBARIEmQEJGAoNCgUECAIBAxIEmQEbHAoMCgIECRIGnAEAoQEBCgsKAwQJARIEnAEIIAoMCgQECQIAEgSdAQIYCg0K
-  BQQJAgAFEgSdAQIICg0KBQQJAgABEgSdAQkTCg0KBQQJAgADEgSdARYXCioKBAQJAgESBJ8BAhYaHCBBcyBpbiBMaXN0U3R1ZGVu
-  dHNSZXF1ZXN0LgoKDQoFBAkCAQUSBJ8BAgcKDQoFBAkCAQESBJ8BCBEKDQoFBAkCAQMSBJ8BFBUKDAoEBAkCAhIEoAECGAoNCgUE
-  CQICBRIEoAECCAoNCgUECQICARIEoAEJEwoNCgUECQICAxIEoAEWFwowCgIEChIGpAEArAEBGiIgT25lIGV2ZW50IG9mIGEgc3R1
-  ZGVudCdzIHN0cmVhbS4KCgsKAwQKARIEpAEIGwoyCgQECgIAEgSmAQIUGiQgVGhlIHN0cmVhbSB2ZXJzaW9uIHRoZSBldmVudCBt
-  YWRlLgoKDQoFBAoCAAUSBKYBAgcKDQoFBAoCAAESBKYBCA8KDQoFBAoCAAMSBKYBEhMKMQoEBAoCARIEqAECFRojIEl0cyBwbGFj
-  ZSBpbiB0aGUgd2hvbGUgZXZlbnQgbG9nLgoKDQoFBAoCAQUSBKgBAgcKDQoFBAoCAQESBKgBCBAKDQoFBAoCAQMSBKgBExQKDAoE
-  BAoCAhIEqQECLAoNCgUECgICBhIEqQECGwoNCgUECgICARIEqQEcJwoNCgUECgICAxIEqQEqKwpJCgQECgIDEgSrAQIgGjsgVGhl
-  IGV2ZW50IChvbmUgb2YgdGhlIG1lc3NhZ2VzIGJlbG93KSwgd2l0aCBpdHMgdHlwZSBVUkwuCgoNCgUECgIDBhIEqwECFQoNCgUE
-  CgIDARIEqwEWGwoNCgUECgIDAxIEqwEeHwoMCgIECxIGrgEAsQEBCgsKAwQLARIErgEIIQoMCgQECwIAEgSvAQIrCg0KBQQLAgAE
-  EgSvAQIKCg0KBQQLAgAGEgSvAQseCg0KBQQLAgABEgSvAR8mCg0KBQQLAgADEgSvASkqCgwKBAQLAgESBLABAh0KDQoFBAsCAQUS
-  BLABAggKDQoFBAsCAQESBLABCRgKDQoFBAsCAQMSBLABGxwKDAoCBAwSBrMBALYBAQoLCgMEDAESBLMBCB0KDAoEBAwCABIEtAEC
-  GAoNCgUEDAIABRIEtAECCAoNCgUEDAIAARIEtAEJEwoNCgUEDAIAAxIEtAEWFwoMCgQEDAIBEgS1AQImCg0KBQQMAgEGEgS1AQIb
-  Cg0KBQQMAgEBEgS1ARwhCg0KBQQMAgEDEgS1ASQlClwKAgQNEga5AQDJAQEaTiBPbmUgcm93IG9mIHRoZSByZWdpc3RyYXIncyBy
-  b3N0ZXIgKHRoZSBjb2x1bW5zIG9mIGBxdWFkIGltcG9ydGAncyBDU1YgZmlsZSkuCgoLCgMEDQESBLkBCBEKYAoEBA0CABIEuwEC
+  R1JBRFVBVEVEIGlzIGZpbmFsLgoKCgoDBQABEgM2BRIKPAoEBQACABIDOAIhGi8gTm90IHNldCAocmVmdXNlZCB3aGVyZSBhIHN0
+  YXR1cyBpcyByZXF1aXJlZCkuCgoMCgUFAAIAARIDOAIcCgwKBQUAAgACEgM4HyAKGAoEBQACARIDOgIeGgsgU3R1ZHlpbmcuCgoM
+  CgUFAAIBARIDOgIZCgwKBQUAAgECEgM6HB0KNwoEBQACAhIDPAIeGiogT24gYSBsZWF2ZSBvZiBhYnNlbmNlOyBrZWVwcyB0aGVp
+  ciBjYXJkLgoKDAoFBQACAgESAzwCGQoMCgUFAAICAhIDPBwdCiEKBAUAAgMSAz4CHxoUIEdyYWR1YXRlZCAoZmluYWwpLgoKDAoF
+  BQACAwESAz4CGgoMCgUFAAIDAhIDPh0eCjkKBAUAAgQSA0ACHxosIExlZnQgYmVmb3JlIGdyYWR1YXRpbmc7IG1heSBiZSByZWFk
+  bWl0dGVkLgoKDAoFBQACBAESA0ACGgoMCgUFAAIEAhIDQB0eCigKAgQAEgREAF4BGhwgQSBzdHVkZW50J3MgY3VycmVudCBzdGF0
+  ZS4KCgoKAwQAARIDRAgPCmgKBAQAAgASA0YCGBpbIFRoZSByZWdpc3RyYXIncyBpZDogMSB0byAzMiBsZXR0ZXJzLCBkaWdpdHMs
+  ICctJyBvciAnXycsIHN0YXJ0aW5nIHdpdGggYSBsZXR0ZXIgb3IgZGlnaXQuCgoMCgUEAAIABRIDRgIICgwKBQQAAgABEgNGCRMK
+  DAoFBAACAAMSA0YWFwoyCgQEAAIBEgNIAhgaJSBHaXZlbiBuYW1lKHMpLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAACAQUS
+  A0gCCAoMCgUEAAIBARIDSAkTCgwKBQQAAgEDEgNIFhcKMAoEBAACAhIDSgIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJh
+  Y3RlcnMuCgoMCgUEAAICBRIDSgIICgwKBQQAAgIBEgNKCRQKDAoFBAACAgMSA0oXGAo4CgQEAAIDEgNMAhMaKyBDb250YWN0IGVt
+  YWlsIChvbmUgJ0AnLCBhIGRvdHRlZCBkb21haW4pLgoKDAoFBAACAwUSA0wCCAoMCgUEAAIDARIDTAkOCgwKBQQAAgMDEgNMERIK
+  PQoEBAACBBIDTgIVGjAgU3R1ZHkgcHJvZ3JhbW1lIGNvZGUgKCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDAoFBAACBAUSA04C
+  CAoMCgUEAAIEARIDTgkQCgwKBQQAAgQDEgNOExQKOAoEBAACBRIDUAIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVktTU0tREQ7IG1h
+  eSBiZSBlbXB0eS4KCgwKBQQAAgUFEgNQAggKDAoFBAACBQESA1AJFAoMCgUEAAIFAxIDUBcYCiwKBAQAAgYSA1ICGxofIFdoZXJl
+  IHRoZSBzdHVkZW50IHN0YW5kcyBub3cuCgoMCgUEAAIGBhIDUgIPCgwKBQQAAgYBEgNSEBYKDAoFBAACBgMSA1IZGgo/CgQEAAIH
+  EgNUAhUaMiBUaGUgY2FyZCB0aGUgc3R1ZGVudCBob2xkcyBub3c7IGVtcHR5IHdoZW4gbm9uZS4KCgwKBQQAAgcFEgNUAggKDAoF
+  BAACBwESA1QJEAoMCgUEAAIHAxIDVBMUClYKBAQAAggSA1YCJxpJIENhcmRzIHRoZSBzdHVkZW50IGhlbGQgYmVmb3JlLCByZXBv
+  cnRlZCBsb3N0IG9yIHJlcGxhY2VkLCBvbGRlc3QgZmlyc3QuCgoMCgUEAAIIBBIDVgIKCgwKBQQAAggFEgNWCxEKDAoFBAACCAES
+  A1YSIgoMCgUEAAIIAxIDViUmCpoBCgQEAAIJEgNZAhUajAEgVGhlIGFnZ3JlZ2F0ZSdzIHZlcnNpb246IHRoZSBudW1iZXIgb2Yg
+  ZXZlbnRzIGluIGl0cyBzdHJlYW0uIFBhc3MgaXQgYXMKIGBleHBlY3RlZF92ZXJzaW9uYCB0byBjaGFuZ2UgdGhlIHN0dWRlbnQg
+  b25seSBpZiBub2JvZHkgZWxzZSBoYXMuCgoMCgUEAAIJBRIDWQIHCgwKBQQAAgkBEgNZCA8KDAoFBAACCQMSA1kSFApACgQEAAIK
+  EgNbAi8aMyBXaGVuIHRoZSBzdHVkZW50IHdhcyByZWdpc3RlcmVkIGFuZCBsYXN0IGNoYW5nZWQuCgoMCgUEAAIKBhIDWwIbCgwK
+  BQQAAgoBEgNbHCkKDAoFBAACCgMSA1ssLgoyCgQEAAILEgNdAiwaJSBXaGVuIHRoZSBuZXdlc3QgZXZlbnQgd2FzIHJlY29yZGVk
+  LgoKDAoFBAACCwYSA10CGwoMCgUEAAILARIDXRwmCgwKBQQAAgsDEgNdKSsKCgoCBAESBGAAbQEKCgoDBAEBEgNgCB4KMgoEBAEC
+  ABIDYgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCgwKBQQBAgAFEgNiAggKDAoFBAECAAESA2IJEwoM
+  CgUEAQIAAxIDYhYXCjIKBAQBAgESA2QCGBolIEdpdmVuIG5hbWUocyksIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoMCgUEAQIBBRID
+  ZAIICgwKBQQBAgEBEgNkCRMKDAoFBAECAQMSA2QWFwowCgQEAQICEgNmAhkaIyBGYW1pbHkgbmFtZSwgMSB0byAxMDAgY2hhcmFj
+  dGVycy4KCgwKBQQBAgIFEgNmAggKDAoFBAECAgESA2YJFAoMCgUEAQICAxIDZhcYCjgKBAQBAgMSA2gCExorIENvbnRhY3QgZW1h
+  aWwgKG9uZSAnQCcsIGEgZG90dGVkIGRvbWFpbikuCgoMCgUEAQIDBRIDaAIICgwKBQQBAgMBEgNoCQ4KDAoFBAECAwMSA2gREgo9
+  CgQEAQIEEgNqAhUaMCBTdHVkeSBwcm9ncmFtbWUgY29kZSAoIkNTLUJTQyIpOyBtYXkgYmUgZW1wdHkuCgoMCgUEAQIEBRIDagII
+  CgwKBQQBAgQBEgNqCRAKDAoFBAECBAMSA2oTFAo4CgQEAQIFEgNsAhkaKyBFbnJvbG1lbnQgZGF0ZSwgWVlZWS1NTS1ERDsgbWF5
+  IGJlIGVtcHR5LgoKDAoFBAECBQUSA2wCCAoMCgUEAQIFARIDbAkUCgwKBQQBAgUDEgNsFxgKCwoCBAISBW8AgQEBCgoKAwQCARID
+  bwgcCjIKBAQCAgASA3ECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoMCgUEAgIABRIDcQIICgwKBQQC
+  AgABEgNxCRMKDAoFBAICAAMSA3EWFwpgCgQEAgIBEgNzAh0aUyBUaGUgdmVyc2lvbiB0aGUgY2hhbmdlIHdhcyBkZWNpZGVkIG9u
+  OyAwIG1lYW5zICJ3aGF0ZXZlciB0aGUgY3VycmVudCB2ZXJzaW9uIGlzIi4KCgwKBQQCAgEFEgNzAgcKDAoFBAICAQESA3MIGAoM
+  CgUEAgIBAxIDcxscCkAKBAQCAgISA3UCGBozIE5ldyB2YWx1ZXMgZm9yIHRoZSBmaWVsZHMgbmFtZWQgaW4gYHVwZGF0ZV9tYXNr
+  YC4KCgwKBQQCAgIFEgN1AggKDAoFBAICAgESA3UJEwoMCgUEAgICAxIDdRYXCjAKBAQCAgMSA3cCGRojIEZhbWlseSBuYW1lLCAx
+  IHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAICAwUSA3cCCAoMCgUEAgIDARIDdwkUCgwKBQQCAgMDEgN3FxgKOAoEBAICBBIDeQIT
+  GisgQ29udGFjdCBlbWFpbCAob25lICdAJywgYSBkb3R0ZWQgZG9tYWluKS4KCgwKBQQCAgQFEgN5AggKDAoFBAICBAESA3kJDgoM
+  CgUEAgIEAxIDeRESCj0KBAQCAgUSA3sCFRowIFN0dWR5IHByb2dyYW1tZSBjb2RlICgiQ1MtQlNDIik7IG1heSBiZSBlbXB0eS4K
+  CgwKBQQCAgUFEgN7AggKDAoFBAICBQESA3sJEAoMCgUEAgIFAxIDexMUCjgKBAQCAgYSA30CGRorIEVucm9sbWVudCBkYXRlLCBZ
+  WVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoMCgUEAgIGBRIDfQIICgwKBQQCAgYBEgN9CRQKDAoFBAICBgMSA30XGAqeAQoEBAIC
+  BxIEgAECLBqPASBUaGUgZmllbGRzIHRvIGNoYW5nZSwgb2YgZ2l2ZW5fbmFtZSwgZmFtaWx5X25hbWUsIGVtYWlsLCBwcm9ncmFt
+  LCBlbnJvbGxlZF9vbjsgZW1wdHkKIG1lYW5zIGV2ZXJ5IG9uZSBvZiB0aGVtIHNldCB0byBhIG5vbi1lbXB0eSB2YWx1ZSBhYm92
+  ZS4KCg0KBQQCAgcGEgSAAQIbCg0KBQQCAgcBEgSAARwnCg0KBQQCAgcDEgSAASorCgwKAgQDEgaDAQCMAQEKCwoDBAMBEgSDAQgi
+  CjMKBAQDAgASBIUBAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBAMCAAUSBIUBAggKDQoFBAMC
+  AAESBIUBCRMKDQoFBAMCAAMSBIUBFhcKKwoEBAMCARIEhwECHRodIEFzIGluIFVwZGF0ZVN0dWRlbnRSZXF1ZXN0LgoKDQoFBAMC
+  AQUSBIcBAgcKDQoFBAMCAQESBIcBCBgKDQoFBAMCAQMSBIcBGxwKJgoEBAMCAhIEiQECGxoYIFRoZSBzdGF0dXMgdG8gbW92ZSB0
+  by4KCg0KBQQDAgIGEgSJAQIPCg0KBQQDAgIBEgSJARAWCg0KBQQDAgIDEgSJARkaCj0KBAQDAgMSBIsBAhQaLyBXaHksIGZvciB0
+  aGUgcmVjb3JkIChhdCBtb3N0IDUwMCBjaGFyYWN0ZXJzKS4KCg0KBQQDAgMFEgSLAQIICg0KBQQDAgMBEgSLAQkPCg0KBQQDAgMD
+  EgSLARITCgwKAgQEEgaOAQCVAQEKCwoDBAQBEgSOAQgYCjMKBAQEAgASBJABAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVn
+  aXN0cmFyJ3MpLgoKDQoFBAQCAAUSBJABAggKDQoFBAQCAAESBJABCRMKDQoFBAQCAAMSBJABFhcKdQoEBAQCARIEkgECHRpnIFRo
+  ZSB2ZXJzaW9uIHRoZSBjaGFuZ2Ugd2FzIGRlY2lkZWQgb247IDAgbWVhbnMgIndoYXRldmVyIHRoZSBjdXJyZW50IHZlcnNpb24g
+  aXMiLiBBbm90aGVyIGlzIEFCT1JURUQuCgoNCgUEBAIBBRIEkgECBwoNCgUEBAIBARIEkgEIGAoNCgUEBAIBAxIEkgEbHAo+CgQE
+  BAICEgSUAQIVGjAgVGhlIGNhcmQncyBpZDogNCB0byAzMiBsZXR0ZXJzLCBkaWdpdHMgb3IgJy0nLgoKDQoFBAQCAgUSBJQBAggK
+  DQoFBAQCAgESBJQBCRAKDQoFBAQCAgMSBJQBExQKDAoCBAUSBpcBAJ4BAQoLCgMEBQESBJcBCB0KMwoEBAUCABIEmQECGBolIFRo
+  ZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEBQIABRIEmQECCAoNCgUEBQIAARIEmQEJEwoNCgUEBQIAAxIE
+  mQEWFwp1CgQEBQIBEgSbAQIdGmcgVGhlIHZlcnNpb24gdGhlIGNoYW5nZSB3YXMgZGVjaWRlZCBvbjsgMCBtZWFucyAid2hhdGV2
+  ZXIgdGhlIGN1cnJlbnQgdmVyc2lvbiBpcyIuIEFub3RoZXIgaXMgQUJPUlRFRC4KCg0KBQQFAgEFEgSbAQIHCg0KBQQFAgEBEgSb
+  AQgYCg0KBQQFAgEDEgSbARscCj4KBAQFAgISBJ0BAhUaMCBUaGUgY2FyZCdzIGlkOiA0IHRvIDMyIGxldHRlcnMsIGRpZ2l0cyBv
+  ciAnLScuCgoNCgUEBQICBRIEnQECCAoNCgUEBQICARIEnQEJEAoNCgUEBQICAxIEnQETFAoMCgIEBhIGoAEAowEBCgsKAwQGARIE
+  oAEIGQozCgQEBgIAEgSiAQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQGAgAFEgSiAQIICg0K
+  BQQGAgABEgSiAQkTCg0KBQQGAgADEgSiARYXCgwKAgQHEgalAQCuAQEKCwoDBAcBEgSlAQgbCjsKBAQHAgASBKcBAhYaLSBBdCBt
+  b3N0IHRoaXMgbWFueSAoMSB0byAxMDAwOyAwIG1lYW5zIDEwMCkuCgoNCgUEBwIABRIEpwECBwoNCgUEBwIAARIEpwEIEQoNCgUE
+  BwIAAxIEpwEUFQpMCgQEBwIBEgSpAQIYGj4gYG5leHRfcGFnZV90b2tlbmAgb2YgdGhlIHByZXZpb3VzIHBhZ2U7IGVtcHR5IGZv
+  ciB0aGUgZmlyc3QuCgoNCgUEBwIBBRIEqQECCAoNCgUEBwIBARIEqQEJEwoNCgUEBwIBAxIEqQEWFwo5CgQEBwICEgSrAQIbGisg
+  T25seSBzdHVkZW50cyB3aXRoIHRoaXMgc3RhdHVzLCB3aGVuIHNldC4KCg0KBQQHAgIGEgSrAQIPCg0KBQQHAgIBEgSrARAWCg0K
+  BQQHAgIDEgSrARkaCjoKBAQHAgMSBK0BAhUaLCBPbmx5IHN0dWRlbnRzIG9mIHRoaXMgcHJvZ3JhbW1lLCB3aGVuIHNldC4KCg0K
+  BQQHAgMFEgStAQIICg0KBQQHAgMBEgStAQkQCg0KBQQHAgMDEgStARMUCgwKAgQIEgawAQC1AQEKCwoDBAgBEgSwAQgcCiYKBAQI
+  AgASBLIBAiAaGCBUaGUgcGFnZSwgaW4gaWQgb3JkZXIuCgoNCgUECAIABBIEsgECCgoNCgUECAIABhIEsgELEgoNCgUECAIAARIE
+  sgETGwoNCgUECAIAAxIEsgEeHwpACgQECAIBEgS0AQIdGjIgUGFzcyBpdCB0byBnZXQgdGhlIG5leHQgcGFnZTsgZW1wdHkgb24g
+  dGhlIGxhc3QuCgoNCgUECAIBBRIEtAECCAoNCgUECAIBARIEtAEJGAoNCgUECAIBAxIEtAEbHAoMCgIECRIGtwEAvgEBCgsKAwQJ
+  ARIEtwEIIAozCgQECQIAEgS5AQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQJAgAFEgS5AQII
+  Cg0KBQQJAgABEgS5AQkTCg0KBQQJAgADEgS5ARYXCioKBAQJAgESBLsBAhYaHCBBcyBpbiBMaXN0U3R1ZGVudHNSZXF1ZXN0LgoK
+  DQoFBAkCAQUSBLsBAgcKDQoFBAkCAQESBLsBCBEKDQoFBAkCAQMSBLsBFBUKTAoEBAkCAhIEvQECGBo+IGBuZXh0X3BhZ2VfdG9r
+  ZW5gIG9mIHRoZSBwcmV2aW91cyBwYWdlOyBlbXB0eSBmb3IgdGhlIGZpcnN0LgoKDQoFBAkCAgUSBL0BAggKDQoFBAkCAgESBL0B
+  CRMKDQoFBAkCAgMSBL0BFhcKMAoCBAoSBsEBAMoBARoiIE9uZSBldmVudCBvZiBhIHN0dWRlbnQncyBzdHJlYW0uCgoLCgMECgES
+  BMEBCBsKMgoEBAoCABIEwwECFBokIFRoZSBzdHJlYW0gdmVyc2lvbiB0aGUgZXZlbnQgbWFkZS4KCg0KBQQKAgAFEgTDAQIHCg0K
+  BQQKAgABEgTDAQgPCg0KBQQKAgADEgTDARITCjEKBAQKAgESBMUBAhUaIyBJdHMgcGxhY2UgaW4gdGhlIHdob2xlIGV2ZW50IGxv
+  Zy4KCg0KBQQKAgEFEgTFAQIHCg0KBQQKAgEBEgTFAQgQCg0KBQQKAgEDEgTFARMUCjAKBAQKAgISBMcBAiwaIiBXaGVuIHRoZSBs
+  b2cgcmVjb3JkZWQgdGhlIGV2ZW50LgoKDQoFBAoCAgYSBMcBAhsKDQoFBAoCAgESBMcBHCcKDQoFBAoCAgMSBMcBKisKSQoEBAoC
+  AxIEyQECIBo7IFRoZSBldmVudCAob25lIG9mIHRoZSBtZXNzYWdlcyBiZWxvdyksIHdpdGggaXRzIHR5cGUgVVJMLgoKDQoFBAoC
+  AwYSBMkBAhUKDQoFBAoCAwESBMkBFhsKDQoFBAoCAwMSBMkBHh8KDAoCBAsSBswBANEBAQoLCgMECwESBMwBCCEKJwoEBAsCABIE
+  zgECKxoZIFRoZSBwYWdlLCBvbGRlc3QgZmlyc3QuCgoNCgUECwIABBIEzgECCgoNCgUECwIABhIEzgELHgoNCgUECwIAARIEzgEf
+  JgoNCgUECwIAAxIEzgEpKgpACgQECwIBEgTQAQIdGjIgUGFzcyBpdCB0byBnZXQgdGhlIG5leHQgcGFnZTsgZW1wdHkgb24gdGhl
+  IGxhc3QuCgoNCgUECwIBBRIE0AECCAoNCgUECwIBARIE0AEJGAoNCgUECwIBAxIE0AEbHAoMCgIEDBIG0wEA2AEBCgsKAwQMARIE
+  0wEIHQozCgQEDAIAEgTVAQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQMAgAFEgTVAQIICg0K
+  BQQMAgABEgTVAQkTCg0KBQQMAgADEgTVARYXCmoKBAQMAgESBNcBAiYaXCBUaGUgaW5zdGFudDogdGhlIHN0dWRlbnQgYXMgdGhl
+  IGV2ZW50cyByZWNvcmRlZCB1cCB0byBpdCAoaW5jbHVzaXZlKSBsZWF2ZSB0aGVtLiBSZXF1aXJlZC4KCg0KBQQMAgEGEgTXAQIb
+  Cg0KBQQMAgEBEgTXARwhCg0KBQQMAgEDEgTXASQlClwKAgQNEgbbAQDsAQEaTiBPbmUgcm93IG9mIHRoZSByZWdpc3RyYXIncyBy
+  b3N0ZXIgKHRoZSBjb2x1bW5zIG9mIGBxdWFkIGltcG9ydGAncyBDU1YgZmlsZSkuCgoLCgMEDQESBNsBCBEKYAoEBA0CABIE3QEC
   FxpSIFRoZSByb3cncyBudW1iZXIgaW4gaXRzIGZpbGUgKGZvciB0aGUgcmVqZWN0aW9uIHJlcG9ydCk7IDAgd2hlbiBub3QgZnJv
-  bSBhIGZpbGUuCgoNCgUEDQIABRIEuwECBwoNCgUEDQIAARIEuwEIEgoNCgUEDQIAAxIEuwEVFgorCgQEDQIBEgS9AQIaGh0gUmVx
-  dWlyZWQ6IHRoZSBzdHVkZW50J3MgaWQuCgoNCgUEDQIBBRIEvQECCAoNCgUEDQIBARIEvQEJFQoNCgUEDQIBAxIEvQEYGQoZCgQE
-  DQICEgS/AQIYGgsgUmVxdWlyZWQuCgoNCgUEDQICBRIEvwECCAoNCgUEDQICARIEvwEJEwoNCgUEDQICAxIEvwEWFwoZCgQEDQID
-  EgTBAQIZGgsgUmVxdWlyZWQuCgoNCgUEDQIDBRIEwQECCAoNCgUEDQIDARIEwQEJFAoNCgUEDQIDAxIEwQEXGAoZCgQEDQIEEgTD
-  AQITGgsgUmVxdWlyZWQuCgoNCgUEDQIEBRIEwwECCAoNCgUEDQIEARIEwwEJDgoNCgUEDQIEAxIEwwEREgoMCgQEDQIFEgTEAQIV
-  Cg0KBQQNAgUFEgTEAQIICg0KBQQNAgUBEgTEAQkQCg0KBQQNAgUDEgTEARMUClkKBAQNAgYSBMYBAhQaSyAiZW5yb2xsZWQiLCAi
-  b25fbGVhdmUiLCAiZ3JhZHVhdGVkIiBvciAid2l0aGRyYXduIjsgZW1wdHkgbWVhbnMgZW5yb2xsZWQuCgoNCgUEDQIGBRIExgEC
-  CAoNCgUEDQIGARIExgEJDwoNCgUEDQIGAxIExgESEwobCgQEDQIHEgTIAQIZGg0gWVlZWS1NTS1ERC4KCg0KBQQNAgcFEgTIAQII
-  Cg0KBQQNAgcBEgTIAQkUCg0KBQQNAgcDEgTIARcYCgwKAgQOEgbLAQDVAQEKCwoDBA4BEgTLAQgcCjMKBAQOAgASBM0BAhQaJSBS
-  b3dzIHRoYXQgcmVnaXN0ZXJlZCBhIG5ldyBzdHVkZW50LgoKDQoFBA4CAAUSBM0BAgcKDQoFBA4CAAESBM0BCA8KDQoFBA4CAAMS
-  BM0BEhMKNgoEBA4CARIEzwECFBooIFJvd3MgdGhhdCBjaGFuZ2VkIGFuIGV4aXN0aW5nIHN0dWRlbnQuCgoNCgUEDgIBBRIEzwEC
-  BwoNCgUEDgIBARIEzwEIDwoNCgUEDgIBAxIEzwESEwpUCgQEDgICEgTRAQIWGkYgUm93cyB0aGF0IG1hdGNoZWQgdGhlIHN0dWRl
-  bnQgYXMgcmVjb3JkZWQgKG9yIHdlcmUgaW1wb3J0ZWQgYmVmb3JlKS4KCg0KBQQOAgIFEgTRAQIHCg0KBQQOAgIBEgTRAQgRCg0K
-  BQQOAgIDEgTRARQVCkgKBAQOAgMSBNMBAhUaOiBSb3dzIHJlZnVzZWQ7IHRoZSBmaXJzdCAxMDAwIGFyZSBsaXN0ZWQgaW4gYHJl
-  amVjdGlvbnNgLgoKDQoFBA4CAwUSBNMBAgcKDQoFBA4CAwESBNMBCBAKDQoFBA4CAwMSBNMBExQKDAoEBA4CBBIE1AECJwoNCgUE
-  DgIEBBIE1AECCgoNCgUEDgIEBhIE1AELFwoNCgUEDgIEARIE1AEYIgoNCgUEDgIEAxIE1AElJgotCgIEDxIG2AEA3AEBGh8gV2h5
-  IGEgcm9zdGVyIHJvdyB3YXMgcmVmdXNlZC4KCgsKAwQPARIE2AEIFAoMCgQEDwIAEgTZAQIXCg0KBQQPAgAFEgTZAQIHCg0KBQQP
-  AgABEgTZAQgSCg0KBQQPAgADEgTZARUWCgwKBAQPAgESBNoBAhoKDQoFBA8CAQUSBNoBAggKDQoFBA8CAQESBNoBCRUKDQoFBA8C
-  AQMSBNoBGBkKDAoEBA8CAhIE2wECFAoNCgUEDwICBRIE2wECCAoNCgUEDwICARIE2wEJDwoNCgUEDwICAxIE2wESEwqSAQoCBBAS
-  BuEBAOoBARovIEEgc3R1ZGVudCB3YXMgcmVnaXN0ZXJlZCAodGhlIHdob2xlIHByb2ZpbGUpLgoyUyAtLSBEb21haW4gZXZlbnRz
-  IChzdHJlYW0gdHlwZSAic3R1ZGVudCI7IGtlcHQgZm9yZXZlciwgc28gdGhleSBvbmx5IGV2ZXIgZ3JvdykgLS0KCgsKAwQQARIE
-  4QEIGQoLCgMEEAcSBOIBAjYKDgoGBBAHuY4DEgTiAQI2CgwKBAQQAgASBOMBAhgKDQoFBBACAAUSBOMBAggKDQoFBBACAAESBOMB
-  CRMKDQoFBBACAAMSBOMBFhcKDAoEBBACARIE5AECGAoNCgUEEAIBBRIE5AECCAoNCgUEEAIBARIE5AEJEwoNCgUEEAIBAxIE5AEW
-  FwoMCgQEEAICEgTlAQIZCg0KBQQQAgIFEgTlAQIICg0KBQQQAgIBEgTlAQkUCg0KBQQQAgIDEgTlARcYCgwKBAQQAgMSBOYBAhMK
-  DQoFBBACAwUSBOYBAggKDQoFBBACAwESBOYBCQ4KDQoFBBACAwMSBOYBERIKDAoEBBACBBIE5wECFQoNCgUEEAIEBRIE5wECCAoN
-  CgUEEAIEARIE5wEJEAoNCgUEEAIEAxIE5wETFAoMCgQEEAIFEgToAQIZCg0KBQQQAgUFEgToAQIICg0KBQQQAgUBEgToAQkUCg0K
-  BQQQAgUDEgToARcYCgwKBAQQAgYSBOkBAhsKDQoFBBACBgYSBOkBAg8KDQoFBBACBgESBOkBEBYKDQoFBBACBgMSBOkBGRoKggEK
-  AgQREgbuAQD4AQEadCBBIHN0dWRlbnQncyBwcm9maWxlIGNoYW5nZWQ6IHRoZSB3aG9sZSBwcm9maWxlIGFmdGVyIHRoZSBjaGFu
-  Z2UsIHNvIGEgY29uc3VtZXIgbmVlZHMgbm8KIGVhcmxpZXIgZXZlbnQgdG8ga25vdyBpdC4KCgsKAwQRARIE7gEIFgoLCgMEEQcS
-  BO8BAjYKDgoGBBEHuY4DEgTvAQI2CgwKBAQRAgASBPABAhgKDQoFBBECAAUSBPABAggKDQoFBBECAAESBPABCRMKDQoFBBECAAMS
-  BPABFhcKDAoEBBECARIE8QECGAoNCgUEEQIBBRIE8QECCAoNCgUEEQIBARIE8QEJEwoNCgUEEQIBAxIE8QEWFwoMCgQEEQICEgTy
-  AQIZCg0KBQQRAgIFEgTyAQIICg0KBQQRAgIBEgTyAQkUCg0KBQQRAgIDEgTyARcYCgwKBAQRAgMSBPMBAhMKDQoFBBECAwUSBPMB
-  AggKDQoFBBECAwESBPMBCQ4KDQoFBBECAwMSBPMBERIKDAoEBBECBBIE9AECFQoNCgUEEQIEBRIE9AECCAoNCgUEEQIEARIE9AEJ
-  EAoNCgUEEQIEAxIE9AETFAoMCgQEEQIFEgT1AQIZCg0KBQQRAgUFEgT1AQIICg0KBQQRAgUBEgT1AQkUCg0KBQQRAgUDEgT1ARcY
-  CigKBAQRAgYSBPcBAiUaGiBUaGUgZmllbGRzIHRoYXQgY2hhbmdlZC4KCg0KBQQRAgYEEgT3AQIKCg0KBQQRAgYFEgT3AQsRCg0K
-  BQQRAgYBEgT3ARIgCg0KBQQRAgYDEgT3ASMkCjIKAgQSEgb7AQCBAgEaJCBBIHN0dWRlbnQgbW92ZWQgdG8gYW5vdGhlciBzdGF0
-  dXMuCgoLCgMEEgESBPsBCBwKCwoDBBIHEgT8AQI2Cg4KBgQSB7mOAxIE/AECNgoMCgQEEgIAEgT9AQIYCg0KBQQSAgAFEgT9AQII
-  Cg0KBQQSAgABEgT9AQkTCg0KBQQSAgADEgT9ARYXCgwKBAQSAgESBP4BAhkKDQoFBBICAQYSBP4BAg8KDQoFBBICAQESBP4BEBQK
-  DQoFBBICAQMSBP4BFxgKDAoEBBICAhIE/wECFwoNCgUEEgICBhIE/wECDwoNCgUEEgICARIE/wEQEgoNCgUEEgICAxIE/wEVFgoM
-  CgQEEgIDEgSAAgIUCg0KBQQSAgMFEgSAAgIICg0KBQQSAgMBEgSAAgkPCg0KBQQSAgMDEgSAAhITCmIKAgQTEgaEAgCJAgEaVCBB
-  IGNhcmQgd2FzIGlzc3VlZCB0byBhIHN0dWRlbnQ7IGByZXBsYWNlZF9jYXJkX2lkYCAod2hlbiBzZXQpIGlzIG5vIGxvbmdlciB0
-  aGVpcnMuCgoLCgMEEwESBIQCCBIKCwoDBBMHEgSFAgI2Cg4KBgQTB7mOAxIEhQICNgoMCgQEEwIAEgSGAgIYCg0KBQQTAgAFEgSG
-  AgIICg0KBQQTAgABEgSGAgkTCg0KBQQTAgADEgSGAhYXCgwKBAQTAgESBIcCAhUKDQoFBBMCAQUSBIcCAggKDQoFBBMCAQESBIcC
-  CRAKDQoFBBMCAQMSBIcCExQKDAoEBBMCAhIEiAICHgoNCgUEEwICBRIEiAICCAoNCgUEEwICARIEiAIJGQoNCgUEEwICAxIEiAIc
-  HQozCgIEFBIGjAIAkAIBGiUgQSBzdHVkZW50J3MgY2FyZCB3YXMgcmVwb3J0ZWQgbG9zdC4KCgsKAwQUARIEjAIIGAoLCgMEFAcS
-  BI0CAjYKDgoGBBQHuY4DEgSNAgI2CgwKBAQUAgASBI4CAhgKDQoFBBQCAAUSBI4CAggKDQoFBBQCAAESBI4CCRMKDQoFBBQCAAMS
-  BI4CFhcKDAoEBBQCARIEjwICFQoNCgUEFAIBBRIEjwICCAoNCgUEFAIBARIEjwIJEAoNCgUEFAIBAxIEjwITFGIGcHJvdG8z
+  bSBhIGZpbGUuCgoNCgUEDQIABRIE3QECBwoNCgUEDQIAARIE3QEIEgoNCgUEDQIAAxIE3QEVFgorCgQEDQIBEgTfAQIaGh0gUmVx
+  dWlyZWQ6IHRoZSBzdHVkZW50J3MgaWQuCgoNCgUEDQIBBRIE3wECCAoNCgUEDQIBARIE3wEJFQoNCgUEDQIBAxIE3wEYGQoZCgQE
+  DQICEgThAQIYGgsgUmVxdWlyZWQuCgoNCgUEDQICBRIE4QECCAoNCgUEDQICARIE4QEJEwoNCgUEDQICAxIE4QEWFwoZCgQEDQID
+  EgTjAQIZGgsgUmVxdWlyZWQuCgoNCgUEDQIDBRIE4wECCAoNCgUEDQIDARIE4wEJFAoNCgUEDQIDAxIE4wEXGAoZCgQEDQIEEgTl
+  AQITGgsgUmVxdWlyZWQuCgoNCgUEDQIEBRIE5QECCAoNCgUEDQIEARIE5QEJDgoNCgUEDQIEAxIE5QEREgozCgQEDQIFEgTnAQIV
+  GiUgU3R1ZHkgcHJvZ3JhbW1lIGNvZGU7IG1heSBiZSBlbXB0eS4KCg0KBQQNAgUFEgTnAQIICg0KBQQNAgUBEgTnAQkQCg0KBQQN
+  AgUDEgTnARMUClkKBAQNAgYSBOkBAhQaSyAiZW5yb2xsZWQiLCAib25fbGVhdmUiLCAiZ3JhZHVhdGVkIiBvciAid2l0aGRyYXdu
+  IjsgZW1wdHkgbWVhbnMgZW5yb2xsZWQuCgoNCgUEDQIGBRIE6QECCAoNCgUEDQIGARIE6QEJDwoNCgUEDQIGAxIE6QESEwobCgQE
+  DQIHEgTrAQIZGg0gWVlZWS1NTS1ERC4KCg0KBQQNAgcFEgTrAQIICg0KBQQNAgcBEgTrAQkUCg0KBQQNAgcDEgTrARcYCgwKAgQO
+  EgbuAQD5AQEKCwoDBA4BEgTuAQgcCjMKBAQOAgASBPABAhQaJSBSb3dzIHRoYXQgcmVnaXN0ZXJlZCBhIG5ldyBzdHVkZW50LgoK
+  DQoFBA4CAAUSBPABAgcKDQoFBA4CAAESBPABCA8KDQoFBA4CAAMSBPABEhMKNgoEBA4CARIE8gECFBooIFJvd3MgdGhhdCBjaGFu
+  Z2VkIGFuIGV4aXN0aW5nIHN0dWRlbnQuCgoNCgUEDgIBBRIE8gECBwoNCgUEDgIBARIE8gEIDwoNCgUEDgIBAxIE8gESEwpUCgQE
+  DgICEgT0AQIWGkYgUm93cyB0aGF0IG1hdGNoZWQgdGhlIHN0dWRlbnQgYXMgcmVjb3JkZWQgKG9yIHdlcmUgaW1wb3J0ZWQgYmVm
+  b3JlKS4KCg0KBQQOAgIFEgT0AQIHCg0KBQQOAgIBEgT0AQgRCg0KBQQOAgIDEgT0ARQVCkgKBAQOAgMSBPYBAhUaOiBSb3dzIHJl
+  ZnVzZWQ7IHRoZSBmaXJzdCAxMDAwIGFyZSBsaXN0ZWQgaW4gYHJlamVjdGlvbnNgLgoKDQoFBA4CAwUSBPYBAgcKDQoFBA4CAwES
+  BPYBCBAKDQoFBA4CAwMSBPYBExQKMQoEBA4CBBIE+AECJxojIFRoZSBmaXJzdCAxMDAwIHJlZnVzZWQsIGluIG9yZGVyLgoKDQoF
+  BA4CBAQSBPgBAgoKDQoFBA4CBAYSBPgBCxcKDQoFBA4CBAESBPgBGCIKDQoFBA4CBAMSBPgBJSYKLQoCBA8SBvwBAIMCARofIFdo
+  eSBhIHJvc3RlciByb3cgd2FzIHJlZnVzZWQuCgoLCgMEDwESBPwBCBQKKwoEBA8CABIE/gECFxodIFRoZSByb3cncyBsaW5lIGlu
+  IGl0cyBmaWxlLgoKDQoFBA8CAAUSBP4BAgcKDQoFBA8CAAESBP4BCBIKDQoFBA8CAAMSBP4BFRYKJwoEBA8CARIEgAICGhoZIFRo
+  ZSByb3cncyByZWdpc3RyYXIgaWQuCgoNCgUEDwIBBRIEgAICCAoNCgUEDwIBARIEgAIJFQoNCgUEDwIBAxIEgAIYGQpWCgQEDwIC
+  EgSCAgIUGkggV2hhdCBpcyB3cm9uZyB3aXRoIHRoZSByb3cgKHRoZSBmaWVsZCBhbmQgd2h5LCBvciB0aGUgcnVsZSBpdCBicmVh
+  a3MpLgoKDQoFBA8CAgUSBIICAggKDQoFBA8CAgESBIICCQ8KDQoFBA8CAgMSBIICEhMKkgEKAgQQEgaIAgCYAgEaLyBBIHN0dWRl
+  bnQgd2FzIHJlZ2lzdGVyZWQgKHRoZSB3aG9sZSBwcm9maWxlKS4KMlMgLS0gRG9tYWluIGV2ZW50cyAoc3RyZWFtIHR5cGUgInN0
+  dWRlbnQiOyBrZXB0IGZvcmV2ZXIsIHNvIHRoZXkgb25seSBldmVyIGdyb3cpIC0tCgoLCgMEEAESBIgCCBkKCwoDBBAHEgSJAgI2
+  Cg4KBgQQB7mOAxIEiQICNgozCgQEEAIAEgSLAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQQ
+  AgAFEgSLAgIICg0KBQQQAgABEgSLAgkTCg0KBQQQAgADEgSLAhYXCjMKBAQQAgESBI0CAhgaJSBHaXZlbiBuYW1lKHMpLCAxIHRv
+  IDEwMCBjaGFyYWN0ZXJzLgoKDQoFBBACAQUSBI0CAggKDQoFBBACAQESBI0CCRMKDQoFBBACAQMSBI0CFhcKMQoEBBACAhIEjwIC
+  GRojIEZhbWlseSBuYW1lLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDQoFBBACAgUSBI8CAggKDQoFBBACAgESBI8CCRQKDQoFBBAC
+  AgMSBI8CFxgKOQoEBBACAxIEkQICExorIENvbnRhY3QgZW1haWwgKG9uZSAnQCcsIGEgZG90dGVkIGRvbWFpbikuCgoNCgUEEAID
+  BRIEkQICCAoNCgUEEAIDARIEkQIJDgoNCgUEEAIDAxIEkQIREgo+CgQEEAIEEgSTAgIVGjAgU3R1ZHkgcHJvZ3JhbW1lIGNvZGUg
+  KCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDQoFBBACBAUSBJMCAggKDQoFBBACBAESBJMCCRAKDQoFBBACBAMSBJMCExQKOQoE
+  BBACBRIElQICGRorIEVucm9sbWVudCBkYXRlLCBZWVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoNCgUEEAIFBRIElQICCAoNCgUE
+  EAIFARIElQIJFAoNCgUEEAIFAxIElQIXGApWCgQEEAIGEgSXAgIbGkggVGhlIHN0YXR1cyB0aGUgc3R1ZGVudCBzdGFydHMgaW4g
+  KEVOUk9MTEVEIHVubGVzcyBpbXBvcnRlZCBvdGhlcndpc2UpLgoKDQoFBBACBgYSBJcCAg8KDQoFBBACBgESBJcCEBYKDQoFBBAC
+  BgMSBJcCGRoKggEKAgQREgacAgCsAgEadCBBIHN0dWRlbnQncyBwcm9maWxlIGNoYW5nZWQ6IHRoZSB3aG9sZSBwcm9maWxlIGFm
+  dGVyIHRoZSBjaGFuZ2UsIHNvIGEgY29uc3VtZXIgbmVlZHMgbm8KIGVhcmxpZXIgZXZlbnQgdG8ga25vdyBpdC4KCgsKAwQRARIE
+  nAIIFgoLCgMEEQcSBJ0CAjYKDgoGBBEHuY4DEgSdAgI2CjMKBAQRAgASBJ8CAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVn
+  aXN0cmFyJ3MpLgoKDQoFBBECAAUSBJ8CAggKDQoFBBECAAESBJ8CCRMKDQoFBBECAAMSBJ8CFhcKMwoEBBECARIEoQICGBolIEdp
+  dmVuIG5hbWUocyksIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoNCgUEEQIBBRIEoQICCAoNCgUEEQIBARIEoQIJEwoNCgUEEQIBAxIE
+  oQIWFwoxCgQEEQICEgSjAgIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoNCgUEEQICBRIEowICCAoNCgUE
+  EQICARIEowIJFAoNCgUEEQICAxIEowIXGAo5CgQEEQIDEgSlAgITGisgQ29udGFjdCBlbWFpbCAob25lICdAJywgYSBkb3R0ZWQg
+  ZG9tYWluKS4KCg0KBQQRAgMFEgSlAgIICg0KBQQRAgMBEgSlAgkOCg0KBQQRAgMDEgSlAhESCj4KBAQRAgQSBKcCAhUaMCBTdHVk
+  eSBwcm9ncmFtbWUgY29kZSAoIkNTLUJTQyIpOyBtYXkgYmUgZW1wdHkuCgoNCgUEEQIEBRIEpwICCAoNCgUEEQIEARIEpwIJEAoN
+  CgUEEQIEAxIEpwITFAo5CgQEEQIFEgSpAgIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVktTU0tREQ7IG1heSBiZSBlbXB0eS4KCg0K
+  BQQRAgUFEgSpAgIICg0KBQQRAgUBEgSpAgkUCg0KBQQRAgUDEgSpAhcYCigKBAQRAgYSBKsCAiUaGiBUaGUgZmllbGRzIHRoYXQg
+  Y2hhbmdlZC4KCg0KBQQRAgYEEgSrAgIKCg0KBQQRAgYFEgSrAgsRCg0KBQQRAgYBEgSrAhIgCg0KBQQRAgYDEgSrAiMkCjIKAgQS
+  EgavAgC5AgEaJCBBIHN0dWRlbnQgbW92ZWQgdG8gYW5vdGhlciBzdGF0dXMuCgoLCgMEEgESBK8CCBwKCwoDBBIHEgSwAgI2Cg4K
+  BgQSB7mOAxIEsAICNgozCgQEEgIAEgSyAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQSAgAF
+  EgSyAgIICg0KBQQSAgABEgSyAgkTCg0KBQQSAgADEgSyAhYXCiIKBAQSAgESBLQCAhkaFCBUaGUgc3RhdHVzIGJlZm9yZS4KCg0K
+  BQQSAgEGEgS0AgIPCg0KBQQSAgEBEgS0AhAUCg0KBQQSAgEDEgS0AhcYCiEKBAQSAgISBLYCAhcaEyBUaGUgc3RhdHVzIGFmdGVy
+  LgoKDQoFBBICAgYSBLYCAg8KDQoFBBICAgESBLYCEBIKDQoFBBICAgMSBLYCFRYKTAoEBBICAxIEuAICFBo+IFdoeSwgYXMgdGhl
+  IGNhbGxlciBnYXZlIGl0ICgicmVnaXN0cmFyIHJvc3RlciIgZm9yIGltcG9ydHMpLgoKDQoFBBICAwUSBLgCAggKDQoFBBICAwES
+  BLgCCQ8KDQoFBBICAwMSBLgCEhMKYgoCBBMSBrwCAMQCARpUIEEgY2FyZCB3YXMgaXNzdWVkIHRvIGEgc3R1ZGVudDsgYHJlcGxh
+  Y2VkX2NhcmRfaWRgICh3aGVuIHNldCkgaXMgbm8gbG9uZ2VyIHRoZWlycy4KCgsKAwQTARIEvAIIEgoLCgMEEwcSBL0CAjYKDgoG
+  BBMHuY4DEgS9AgI2CjMKBAQTAgASBL8CAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBBMCAAUS
+  BL8CAggKDQoFBBMCAAESBL8CCRMKDQoFBBMCAAMSBL8CFhcKHQoEBBMCARIEwQICFRoPIFRoZSBuZXcgY2FyZC4KCg0KBQQTAgEF
+  EgTBAgIICg0KBQQTAgEBEgTBAgkQCg0KBQQTAgEDEgTBAhMUCj0KBAQTAgISBMMCAh4aLyBUaGUgY2FyZCBpdCByZXBsYWNlczsg
+  ZW1wdHkgZm9yIGEgZmlyc3QgY2FyZC4KCg0KBQQTAgIFEgTDAgIICg0KBQQTAgIBEgTDAgkZCg0KBQQTAgIDEgTDAhwdCjMKAgQU
+  EgbHAgDNAgEaJSBBIHN0dWRlbnQncyBjYXJkIHdhcyByZXBvcnRlZCBsb3N0LgoKCwoDBBQBEgTHAggYCgsKAwQUBxIEyAICNgoO
+  CgYEFAe5jgMSBMgCAjYKMwoEBBQCABIEygICGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEFAIA
+  BRIEygICCAoNCgUEFAIAARIEygIJEwoNCgUEFAIAAxIEygIWFwpECgQEFAIBEgTMAgIVGjYgVGhlIGxvc3QgY2FyZCAoc2NhbnMg
+  b2YgaXQgYXJlIGZsYWdnZWQgZnJvbSBub3cgb24pLgoKDQoFBBQCAQUSBMwCAggKDQoFBBQCAQESBMwCCRAKDQoFBBQCAQMSBMwC
+  ExRiBnByb3RvMw==
   """)
 }
