@@ -239,6 +239,7 @@ let package = Package(
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
         "CampusContracts", "Students", "Scans", "Analytics", "Observability",
+        .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),

@@ -7,6 +7,7 @@ internal import Foundation
 internal import HealthService
 internal import Logging
 internal import Metrics
+internal import NIOCore
 internal import Observability
 internal import Postgres
 internal import Prometheus
@@ -41,6 +42,9 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics); each can be deployed on its own.")
   var contexts = CampusContext.allCases.map(\.rawValue).joined(separator: ",")
 
+  @Option(help: "Event-loop threads serving gRPC (default: one per core).")
+  var threads = System.coreCount
+
   @Option(name: .customLong("metrics-port"), help: "The TCP port of the Prometheus endpoint (GET /metrics; 0 picks a free one).")
   var metricsPort = 9464
 
@@ -56,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
     guard (1...65_536).contains(relayTailMiB) else { throw ValidationError("--relay-tail-mib must be 1 to 65536") }
     guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     do { _ = try CampusContext.parse(contexts) } catch { throw ValidationError("\(error)".replacingOccurrences(of: "quad serve: ", with: "")) }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0 to 65535") }
     guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
     guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
@@ -111,7 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
       try? await embedded?.stop()
       throw ServeFailure(message: "quad serve: cannot serve metrics on port \(metricsPort): \(error)")
     }
-    let server = try await GRPCServer.start(router: routes, host: "0.0.0.0", port: port)
+    let server = try await GRPCServer.start(router: routes, host: "0.0.0.0", port: port, threads: threads)
     FileHandle.standardOutput.write(Data(
       "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics) on 0.0.0.0:\(server.port)\n".utf8))
 
