@@ -18,6 +18,8 @@ package final class EventConsumer: Sendable {
     package var maximumBackoff: Duration = .seconds(10)
     /// Handled events between two checkpoint commits within a page.
     package var checkpointEvery = 100
+    /// The longest a consumer that keeps receiving pages goes between checkpoint commits.
+    package var checkpointInterval: Duration = .seconds(1)
     /// How often parked events asked for a retry are looked for.
     package var retryPoll: Duration = .seconds(1)
     /// Lease timing (as ``EventsService``'s groups).
@@ -93,27 +95,42 @@ package final class EventConsumer: Sendable {
 
   private func consume(after start: Int64) async throws {
     var seen = start
+    var committed = start
+    var lastCommit = ContinuousClock.now
     while true {
       try Task.checkCancellation()
       let (events, through) = try await relay.next(after: seen, filter: filter)
       if events.isEmpty && through == seen {
+        // Idle: whatever was handled is checkpointed before waiting.
+        if committed < seen {
+          committed = try await store.commitCheckpoint(group: group, position: seen)
+          lastCommit = ContinuousClock.now
+        }
         await relay.waitForEvents(after: seen)
         continue
       }
       // At-least-once: the checkpoint moves past events once they were handled (or parked),
-      // every ``Settings/checkpointEvery`` events and at the end of a page; a crash in between
-      // hands those events over again.
+      // every ``Settings/checkpointEvery`` events, at most every ``Settings/checkpointInterval``
+      // otherwise, and whenever the consumer goes idle; a crash in between hands those events
+      // over again. (Not a commit per page: under load that was a durable commit per relay
+      // batch per consumer, for pages most of which held nothing for it.)
       switch work {
       case .each(let handler):
         for (i, event) in events.enumerated() {
           try await handle(event, handler)
-          if (i + 1) % settings.checkpointEvery == 0 { _ = try await store.commitCheckpoint(group: group, position: event.position) }
+          if (i + 1) % settings.checkpointEvery == 0 {
+            committed = try await store.commitCheckpoint(group: group, position: event.position)
+            lastCommit = ContinuousClock.now
+          }
         }
       case .page(let handler):
         try await handle(events, through: through, handler)
       }
-      _ = try await store.commitCheckpoint(group: group, position: through)
       seen = through
+      if events.count >= settings.checkpointEvery || ContinuousClock.now - lastCommit >= settings.checkpointInterval {
+        committed = try await store.commitCheckpoint(group: group, position: through)
+        lastCommit = ContinuousClock.now
+      }
     }
   }
 
