@@ -7,8 +7,9 @@ internal import QuadProtobuf
 
 /// The analytics read model, projected from ScanRecorded events: occupancy per location,
 /// scans per location per hour, distinct cards per location per day, and each student's days.
-/// A durable consumer (`consumer:analytics`) feeds it a page at a time; each page is applied
-/// in one transaction with the projection's position, so it is applied exactly once.
+/// A durable consumer (`consumer:analytics`) feeds it a page at a time; each page is folded in
+/// memory and applied in one transaction (a statement per table) with the projection's
+/// position, so it is applied exactly once.
 /// ``rebuild(store:)`` computes the same tables again from the whole log.
 package struct AnalyticsProjection: Sendable {
   package let store: EventStore
@@ -44,47 +45,121 @@ package struct AnalyticsProjection: Sendable {
   func apply(_ events: [StoredEvent], through: Int64) async throws {
     let at = try await position()
     guard through > at else { return }
-    var statements: [(sql: SQL, name: String)] = [("SELECT analytics.advance(\(at), \(through))", "analytics.advance")]
-    for e in events where e.position > at { statements += try Self.statements(for: e) }
+    let scans = try Self.scans(events.filter { $0.position > at })
+    // The page's locations as they are now: safe to read before the transaction, since only a
+    // projector at this position (guarded by analytics.advance) or a rebuild changes them.
+    var occupancy = try await Self.occupancy(of: Set(scans.map(\.scan.location)), store: store)
+    let statements = [("SELECT analytics.advance(\(at), \(through))", "analytics.advance")] + Self.statements(for: scans, occupancy: &occupancy)
     _ = try await store.pool.withConnection { db in try await db.pipelineTransaction(statements) }
   }
 
-  /// What one event does to the tables, as statements applied in log order.
-  static func statements(for event: StoredEvent) throws -> [(sql: SQL, name: String)] {
-    guard event.type == Campus_Scans_V1_ScanRecorded.protoMessageName else { return [] }
-    let scan = try Campus_Scans_V1_ScanRecorded(serializedBytes: event.payload)
-    guard let scanned = scan.scannedAt.microseconds, scan.direction == .in || scan.direction == .out else { return [] }
-    let delta: Int64 = scan.direction == .in ? 1 : -1
-    let hour = scanned - ((scanned % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
-    let day = CivilDate(microseconds: scanned).description
-    let (scansIn, scansOut): (Int64, Int64) = scan.direction == .in ? (1, 0) : (0, 1)
+  /// A scan as the projection reads it: its event's position and recording time, and the scan.
+  struct ProjectedScan {
+    let position: Int64
+    let recordedAt: Int64
+    let scannedAt: Int64
+    let scan: Campus_Scans_V1_ScanRecorded
+  }
+
+  /// The page's ScanRecorded events with a time and a direction (others change nothing).
+  static func scans(_ events: [StoredEvent]) throws -> [ProjectedScan] {
+    try events.compactMap { e in
+      guard e.type == Campus_Scans_V1_ScanRecorded.protoMessageName else { return nil }
+      let scan = try Campus_Scans_V1_ScanRecorded(serializedBytes: e.payload)
+      guard let scanned = scan.scannedAt.microseconds, scan.direction == .in || scan.direction == .out else { return nil }
+      return ProjectedScan(position: e.position, recordedAt: e.recordedAtMicroseconds, scannedAt: scanned, scan: scan)
+    }
+  }
+
+  static func occupancy(of locations: Set<String>, store: EventStore) async throws -> [String: Int64] {
+    guard !locations.isEmpty else { return [:] }
+    return try await store.pool.withConnection { db in
+      var out: [String: Int64] = [:]
+      for r in try await db.query(
+        "SELECT location, occupancy FROM analytics.occupancy WHERE location = ANY(\(PostgresTextArray(locations.sorted()))::text[])",
+        named: "analytics.occupancy.page")
+      {
+        out[try r.decode("location", as: String.self)] = try r.decode("occupancy", as: Int64.self)
+      }
+      return out
+    }
+  }
+
+  /// What a page of scans does to the tables, folded in log order in memory: at most one
+  /// statement per table (the rows unnested from arrays). `occupancy` holds the locations'
+  /// occupancy before the page (missing: 0) and is left as it is after it.
+  static func statements(for scans: [ProjectedScan], occupancy: inout [String: Int64]) -> [(sql: SQL, name: String)] {
+    guard !scans.isEmpty else { return [] }
+    struct Hour: Hashable { let location: String, hour: Int64 }
+    struct Visit: Hashable { let day: String, location: String, card: String }
+    struct StudentDay: Hashable { let student: String, day: String }
+    struct StudentPlace: Hashable { let student: String, day: String, location: String }
+    var touched: [String: Int64] = [:]  // location -> when its occupancy last changed (recorded)
+    var hours: [Hour: (scansIn: Int64, scansOut: Int64)] = [:]
+    var visits: Set<Visit> = []
+    var days: [StudentDay: (scans: Int64, first: Int64, last: Int64)] = [:]
+    var places: Set<StudentPlace> = []
+    for s in scans {
+      let location = s.scan.location, entering = s.scan.direction == .in
+      occupancy[location] = max(0, (occupancy[location] ?? 0) + (entering ? 1 : -1))
+      touched[location] = s.recordedAt
+      let hour = s.scannedAt - ((s.scannedAt % 3_600_000_000) + 3_600_000_000) % 3_600_000_000
+      let counts = hours[Hour(location: location, hour: hour)] ?? (0, 0)
+      hours[Hour(location: location, hour: hour)] = entering ? (counts.scansIn + 1, counts.scansOut) : (counts.scansIn, counts.scansOut + 1)
+      let day = CivilDate(microseconds: s.scannedAt).description
+      visits.insert(Visit(day: day, location: location, card: s.scan.cardId))
+      if !s.scan.studentId.isEmpty {
+        let key = StudentDay(student: s.scan.studentId, day: day)
+        let d = days[key] ?? (0, s.scannedAt, s.scannedAt)
+        days[key] = (d.scans + 1, min(d.first, s.scannedAt), max(d.last, s.scannedAt))
+        places.insert(StudentPlace(student: s.scan.studentId, day: day, location: location))
+      }
+    }
+    func texts(_ values: [String]) -> PostgresTextArray { PostgresTextArray(values) }
+    func numbers(_ values: [Int64]) -> PostgresTextArray { PostgresTextArray(values.map(String.init)) }
+    let locations = touched.keys.sorted()
+    let hourKeys = hours.keys.sorted { ($0.location, $0.hour) < ($1.location, $1.hour) }
+    let visitKeys = visits.sorted { ($0.day, $0.location, $0.card) < ($1.day, $1.location, $1.card) }
+    let dayKeys = days.keys.sorted { ($0.student, $0.day) < ($1.student, $1.day) }
+    let placeKeys = places.sorted { ($0.student, $0.day, $0.location) < ($1.student, $1.day, $1.location) }
     var out: [(sql: SQL, name: String)] = [
       ("""
         INSERT INTO analytics.occupancy AS o (location, occupancy, updated_at)
-        VALUES (\(scan.location), GREATEST(0, \(delta)::int8), timestamptz 'epoch' + \(event.recordedAtMicroseconds) * interval '1 microsecond')
-        ON CONFLICT (location) DO UPDATE SET occupancy = GREATEST(0, o.occupancy + \(delta)::int8), updated_at = EXCLUDED.updated_at
+        SELECT l, n, timestamptz 'epoch' + u * interval '1 microsecond'
+        FROM unnest(\(texts(locations))::text[], \(numbers(locations.map { occupancy[$0] ?? 0 }))::text[]::int8[],
+                    \(numbers(locations.map { touched[$0] ?? 0 }))::text[]::int8[]) AS t(l, n, u)
+        ON CONFLICT (location) DO UPDATE SET occupancy = EXCLUDED.occupancy, updated_at = EXCLUDED.updated_at
         """, "analytics.occupancy"),
       ("""
         INSERT INTO analytics.hourly AS h (location, hour, scans_in, scans_out)
-        VALUES (\(scan.location), timestamptz 'epoch' + \(hour) * interval '1 microsecond', \(scansIn), \(scansOut))
+        SELECT l, timestamptz 'epoch' + hr * interval '1 microsecond', i, o
+        FROM unnest(\(texts(hourKeys.map(\.location)))::text[], \(numbers(hourKeys.map(\.hour)))::text[]::int8[],
+                    \(numbers(hourKeys.map { hours[$0]!.scansIn }))::text[]::int8[],
+                    \(numbers(hourKeys.map { hours[$0]!.scansOut }))::text[]::int8[]) AS t(l, hr, i, o)
         ON CONFLICT (location, hour) DO UPDATE SET scans_in = h.scans_in + EXCLUDED.scans_in, scans_out = h.scans_out + EXCLUDED.scans_out
         """, "analytics.hourly"),
       ("""
-        INSERT INTO analytics.daily_visitors (day, location, card_id) VALUES (\(day)::date, \(scan.location), \(scan.cardId))
+        INSERT INTO analytics.daily_visitors (day, location, card_id)
+        SELECT d::date, l, c FROM unnest(\(texts(visitKeys.map(\.day)))::text[], \(texts(visitKeys.map(\.location)))::text[],
+                                         \(texts(visitKeys.map(\.card)))::text[]) AS t(d, l, c)
         ON CONFLICT DO NOTHING
         """, "analytics.visitors"),
     ]
-    if !scan.studentId.isEmpty {
+    if !dayKeys.isEmpty {
       out += [
         ("""
           INSERT INTO analytics.student_days AS d (student_id, day, scans, first_scan, last_scan)
-          VALUES (\(scan.studentId), \(day)::date, 1, timestamptz 'epoch' + \(scanned) * interval '1 microsecond',
-                  timestamptz 'epoch' + \(scanned) * interval '1 microsecond')
-          ON CONFLICT (student_id, day) DO UPDATE SET scans = d.scans + 1,
+          SELECT s, dy::date, n, timestamptz 'epoch' + f * interval '1 microsecond', timestamptz 'epoch' + la * interval '1 microsecond'
+          FROM unnest(\(texts(dayKeys.map(\.student)))::text[], \(texts(dayKeys.map(\.day)))::text[],
+                      \(numbers(dayKeys.map { days[$0]!.scans }))::text[]::int8[], \(numbers(dayKeys.map { days[$0]!.first }))::text[]::int8[],
+                      \(numbers(dayKeys.map { days[$0]!.last }))::text[]::int8[]) AS t(s, dy, n, f, la)
+          ON CONFLICT (student_id, day) DO UPDATE SET scans = d.scans + EXCLUDED.scans,
             first_scan = LEAST(d.first_scan, EXCLUDED.first_scan), last_scan = GREATEST(d.last_scan, EXCLUDED.last_scan)
           """, "analytics.student.day"),
         ("""
-          INSERT INTO analytics.student_day_locations (student_id, day, location) VALUES (\(scan.studentId), \(day)::date, \(scan.location))
+          INSERT INTO analytics.student_day_locations (student_id, day, location)
+          SELECT s, d::date, l FROM unnest(\(texts(placeKeys.map(\.student)))::text[], \(texts(placeKeys.map(\.day)))::text[],
+                                           \(texts(placeKeys.map(\.location)))::text[]) AS t(s, d, l)
           ON CONFLICT DO NOTHING
           """, "analytics.student.location"),
       ]
@@ -110,9 +185,10 @@ package struct AnalyticsProjection: Sendable {
         let through = max(before, committed)
         var after: Int64 = 0
         var applied = 0
+        var occupancy: [String: Int64] = [:]  // the tables start empty
         while after < through {
           let page = try await store.read(after: after, through: through, limit: 1000, filter: filter)
-          let statements = try page.events.flatMap(Self.statements(for:))
+          let statements = Self.statements(for: try Self.scans(page.events), occupancy: &occupancy)
           if !statements.isEmpty { _ = try await tx.pipelineTransaction(statements) }
           applied += page.events.count
           guard page.through > after else { break }
