@@ -43,13 +43,25 @@ package struct AnalyticsProjection: Sendable {
   /// Applies the events of a page the projection does not include yet, and moves its position
   /// to `through`; fails (and is retried) when a rebuild moved it meanwhile.
   func apply(_ events: [StoredEvent], through: Int64) async throws {
-    let at = try await position()
+    let scans = try Self.scans(events)
+    // Where the projection is, and the page's locations as they are now, in one statement:
+    // safe to read before the transaction, since only a projector at this position (guarded
+    // by analytics.advance) or a rebuild changes them.
+    let (at, before) = try await store.pool.withConnection { db in
+      let rows = try await db.query("""
+        SELECT p.position, o.location, o.occupancy FROM analytics.progress p
+        LEFT JOIN analytics.occupancy o ON o.location = ANY(\(PostgresTextArray(Set(scans.map(\.scan.location)).sorted()))::text[])
+        """, named: "analytics.page.start")
+      var occupancy: [String: Int64] = [:]
+      for r in rows {
+        if let l = try r.decode("location", as: String?.self) { occupancy[l] = try r.decode("occupancy", as: Int64.self) }
+      }
+      return (try rows[0].decode("position", as: Int64.self), occupancy)
+    }
     guard through > at else { return }
-    let scans = try Self.scans(events.filter { $0.position > at })
-    // The page's locations as they are now: safe to read before the transaction, since only a
-    // projector at this position (guarded by analytics.advance) or a rebuild changes them.
-    var occupancy = try await Self.occupancy(of: Set(scans.map(\.scan.location)), store: store)
-    let statements = [("SELECT analytics.advance(\(at), \(through))", "analytics.advance")] + Self.statements(for: scans, occupancy: &occupancy)
+    var occupancy = before
+    let statements = [("SELECT analytics.advance(\(at), \(through))", "analytics.advance")]
+      + Self.statements(for: scans.filter { $0.position > at }, occupancy: &occupancy)
     _ = try await store.pool.withConnection { db in try await db.pipelineTransaction(statements) }
   }
 
@@ -68,20 +80,6 @@ package struct AnalyticsProjection: Sendable {
       let scan = try Campus_Scans_V1_ScanRecorded(serializedBytes: e.payload)
       guard let scanned = scan.scannedAt.microseconds, scan.direction == .in || scan.direction == .out else { return nil }
       return ProjectedScan(position: e.position, recordedAt: e.recordedAtMicroseconds, scannedAt: scanned, scan: scan)
-    }
-  }
-
-  static func occupancy(of locations: Set<String>, store: EventStore) async throws -> [String: Int64] {
-    guard !locations.isEmpty else { return [:] }
-    return try await store.pool.withConnection { db in
-      var out: [String: Int64] = [:]
-      for r in try await db.query(
-        "SELECT location, occupancy FROM analytics.occupancy WHERE location = ANY(\(PostgresTextArray(locations.sorted()))::text[])",
-        named: "analytics.occupancy.page")
-      {
-        out[try r.decode("location", as: String.self)] = try r.decode("occupancy", as: Int64.self)
-      }
-      return out
     }
   }
 

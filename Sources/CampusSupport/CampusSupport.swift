@@ -5,6 +5,10 @@ package import QuadRPC
 /// What every campus context's service shares: page tokens, page sizes, field checks, the
 /// clock, and how database failures reach callers.
 package enum CampusSupport {
+  /// The most refused items a batch (a roster import, a controller's scans) lists; its count
+  /// covers them all.
+  package static let maximumListedRejections = 1000
+
   /// A page size as requests give it: 1 to `maximum`, 0 meaning `default`.
   package static func pageSize(_ requested: Int32, _ violations: inout [RPCError.FieldViolation], maximum: Int = 1000, default: Int = 100) -> Int {
     guard (0...Int32(maximum)).contains(requested) else {

@@ -23,8 +23,6 @@ package struct ScansService: Campus_Scans_V1_Scans.ServiceProtocol {
 
   /// How far ahead of this server's clock a scan's time may be.
   static let clockSkew: Int64 = 5 * 60 * 1_000_000
-  /// The most rejections one batch lists.
-  static let maximumListedRejections = 1000
 
   package init(store: EventStore) {
     self.store = store
@@ -50,7 +48,7 @@ package struct ScansService: Campus_Scans_V1_Scans.ServiceProtocol {
         if try await record(request, context: context).duplicate { summary.duplicates += 1 } else { summary.recorded += 1 }
       } catch let e as RPCError where e.code == .invalidArgument || e.code == .failedPrecondition {
         summary.rejected += 1
-        if summary.rejections.count < Self.maximumListedRejections {
+        if summary.rejections.count < CampusSupport.maximumListedRejections {
           var r = Campus_Scans_V1_ScanRejection()
           r.index = index
           r.scanId = request.scanId
@@ -174,13 +172,13 @@ package struct ScansService: Campus_Scans_V1_Scans.ServiceProtocol {
     let rows = try await CampusSupport.mapped {
       try await store.pool.withConnection { db in
         // One statement per filter, so each is planned on its own index.
-        let sql: SQL
-        switch filters.first?.0 {
-        case "student_id": sql = Self.listing(column: "student_id", value, from, to, afterTime, afterID, size)
-        case "card_id": sql = Self.listing(column: "card_id", value, from, to, afterTime, afterID, size)
-        case "location": sql = Self.listing(column: "location", value, from, to, afterTime, afterID, size)
-        default: sql = Self.listing(column: "''", value, from, to, afterTime, afterID, size)
+        let column: StaticString = switch filters.first?.0 {
+        case "student_id": "student_id"
+        case "card_id": "card_id"
+        case "location": "location"
+        default: "''"
         }
+        let sql = Self.listing(column: column, value, from, to, afterTime, afterID, size)
         return try await db.query(sql, named: "scans.list.\(filters.first?.0 ?? "all")").map {
           (try Scan(serializedBytes: $0.decode("state", as: [UInt8].self)), try $0.decode("at", as: Int64.self))
         }

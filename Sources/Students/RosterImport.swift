@@ -8,9 +8,6 @@ internal import QuadProtobuf
 package import QuadRPC
 
 extension StudentsService {
-  /// The most rejections one import lists (the count covers them all).
-  static let maximumListedRejections = 1000
-
   /// Each row is checked, then registers or updates its student through the outbox under an
   /// idempotency key made of the registrar id and a hash of the row: a row imported before is
   /// answered from the key and writes nothing, so an import run again changes nothing. Rows
@@ -30,7 +27,7 @@ extension StudentsService {
         }
       } catch let e as RPCError where [.invalidArgument, .failedPrecondition, .alreadyExists, .aborted].contains(e.code) {
         summary.rejected += 1
-        if summary.rejections.count < Self.maximumListedRejections {
+        if summary.rejections.count < CampusSupport.maximumListedRejections {
           var r = Campus_Students_V1_RowRejection()
           r.rowNumber = number
           r.registrarId = row.registrarId

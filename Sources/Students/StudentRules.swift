@@ -73,7 +73,7 @@ package enum StudentRules {
     else { return "is not an email address" }
     let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
     let domainOK = labels.count >= 2 && labels.allSatisfy { l in
-      (1...63).contains(l.utf8.count) && l.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+      (1...63).contains(l.utf8.count) && l.utf8.allSatisfy { CampusSupport.isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
         && !l.hasPrefix("-") && !l.hasSuffix("-")
     }
     return domainOK ? nil : "is not an email address (its domain)"
@@ -96,12 +96,11 @@ package enum StudentRules {
 
   /// The violations of a whole profile (registration, import).
   package static func profileViolations(_ p: Campus_Students_V1_RegisterStudentRequest, idField: String = "student_id") -> [RPCError.FieldViolation] {
-    [(idField, studentId(p.studentId)), ("given_name", personName(p.givenName)), ("family_name", personName(p.familyName)),
-     ("email", email(p.email)), ("program", program(p.program)), ("enrolled_on", date(p.enrolledOn))]
-      .compactMap { field, why in why.map { RPCError.FieldViolation(field, $0) } }
+    CampusSupport.violations([
+      (idField, studentId(p.studentId)), ("given_name", personName(p.givenName)), ("family_name", personName(p.familyName)),
+      ("email", email(p.email)), ("program", program(p.program)), ("enrolled_on", date(p.enrolledOn)),
+    ])
   }
-
-  private static func isAlphanumeric(_ c: UInt8) -> Bool { CampusSupport.isAlphanumeric(c) }
 }
 
 extension StringProtocol {

@@ -325,8 +325,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   // MARK: Request checks and errors
 
   static func idViolations(_ id: String, expectedVersion: Int64) -> [RPCError.FieldViolation] {
-    [("student_id", StudentRules.studentId(id)), ("expected_version", StudentRules.expectedVersion(expectedVersion))]
-      .compactMap { f, why in why.map { RPCError.FieldViolation(f, $0) } }
+    CampusSupport.violations([("student_id", StudentRules.studentId(id)), ("expected_version", StudentRules.expectedVersion(expectedVersion))])
   }
 
   static func notFound(_ id: String) -> RPCError {

@@ -99,7 +99,7 @@ struct DatabaseHealthService: Service {
   let logger: Logger
 
   func run() async throws {
-    try await cancelWhenGracefulShutdown {
+    await cancelWhenGracefulShutdown {
       var up = true
       while !Task.isCancelled {
         let ok: Bool
