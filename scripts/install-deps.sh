@@ -3,7 +3,8 @@
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 APT_PACKAGES=(libnghttp2-dev libprotobuf-c-dev libpq-dev protobuf-compiler protobuf-c-compiler
-  libprotobuf-dev libprotoc-dev zlib1g-dev nghttp2-client pkg-config openssl postgresql)
+  libprotobuf-dev libprotoc-dev zlib1g-dev nghttp2-client pkg-config openssl postgresql
+  gdb procps)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
