@@ -23,7 +23,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -136,7 +137,7 @@ let package = Package(
     .target(
       name: "EventsService",
       dependencies: [
-        "EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        "Authorization", "EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -161,7 +162,7 @@ let package = Package(
     .target(
       name: "Students",
       dependencies: [
-        "CampusContracts", "CampusSupport", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        "Authorization", "CampusContracts", "CampusSupport", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
         .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: swiftSettings
@@ -170,7 +171,7 @@ let package = Package(
     // The scans context: card scans, and its own card -> student lookup from student events.
     .target(
       name: "Scans",
-      dependencies: ["CampusContracts", "CampusSupport", "EventConsumers", "EventRelay", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      dependencies: ["Authorization", "CampusContracts", "CampusSupport", "EventConsumers", "EventRelay", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
       swiftSettings: swiftSettings
     ),
 
@@ -178,6 +179,24 @@ let package = Package(
     .target(
       name: "Analytics",
       dependencies: ["CampusContracts", "CampusSupport", "EventConsumers", "EventRelay", "EventStore", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
+    // Who is calling: JWT bearer tokens (JWKS) and mutual-TLS service identities.
+    .target(
+      name: "Authentication",
+      dependencies: [
+        "QuadRPC", "GRPCWire",
+        .product(name: "JWTKit", package: "jwt-kit"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
+    // What they may do: a policy of methods and event types per role and service.
+    .target(
+      name: "Authorization",
+      dependencies: ["Authentication", "QuadRPC", "GRPCWire", .product(name: "Logging", package: "swift-log")],
       swiftSettings: swiftSettings
     ),
 
@@ -238,7 +257,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -274,6 +293,7 @@ let package = Package(
     // Helpers the test targets share (subprocesses on Dispatch threads, the repository root).
     .target(
       name: "TestSupport",
+      dependencies: [.product(name: "JWTKit", package: "jwt-kit")],
       path: "Tests/TestSupport",
       swiftSettings: swiftSettings
     ),
@@ -381,6 +401,19 @@ let package = Package(
     .testTarget(
       name: "EmbeddedPostgresTests",
       dependencies: ["EmbeddedPostgres", "Postgres"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "AuthenticationTests",
+      dependencies: ["Authentication", "QuadRPC", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "AuthorizationTests",
+      dependencies: [
+        "Authorization", "Authentication", "CampusContracts", "EventsService", "HealthService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire",
+        "TestSupport",
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(

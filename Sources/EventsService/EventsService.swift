@@ -1,3 +1,4 @@
+internal import Authorization
 package import EventRelay
 internal import EventStore
 package import QuadRPC
@@ -87,13 +88,15 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     writer: ResponseStreamWriter<Quad_Events_V1_EventEnvelope>, group: String?
   ) async throws {
     var seen = position
+    // Under a policy, only the event types the caller's grants name reach it.
+    let access = Access.current
     while !Task.isCancelled {
       let (events, through) = try await mapErrors { try await relay.next(after: seen, filter: filter) }
       if events.isEmpty && through == seen {
         await relay.waitForEvents(after: seen)
         continue
       }
-      for e in events { try await writer.raw.write(envelopes.encoded(e, log: log)) }
+      for e in events where access?.permitsEvent(e.type) ?? true { try await writer.raw.write(envelopes.encoded(e, log: log)) }
       seen = through
     }
     throw RPCError(code: .cancelled, message: "the subscription was cancelled")

@@ -1,3 +1,4 @@
+internal import Authorization
 package import CampusContracts
 internal import CampusSupport
 package import EventStore
@@ -139,6 +140,8 @@ package struct ScansService: Campus_Scans_V1_Scans.ServiceProtocol {
   }
 
   package func listScans(_ request: Campus_Scans_V1_ListScansRequest, context: ServerContext) async throws -> Campus_Scans_V1_ListScansResponse {
+    // A person with an own-records grant lists only their own scans (by student_id).
+    try Access.requireOwner(request.studentId)
     var violations: [RPCError.FieldViolation] = []
     let filters = [("student_id", request.studentId), ("card_id", request.cardId), ("location", request.location)].filter { !$0.1.isEmpty }
     if filters.count > 1 {

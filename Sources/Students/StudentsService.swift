@@ -1,3 +1,4 @@
+internal import Authorization
 package import CampusContracts
 internal import CampusSupport
 package import EventStore
@@ -132,6 +133,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   // MARK: Queries
 
   package func getStudent(_ request: Campus_Students_V1_GetStudentRequest, context: ServerContext) async throws -> Student {
+    try Access.requireOwner(request.studentId)
     let violations = Self.idViolations(request.studentId, expectedVersion: 0)
     guard violations.isEmpty else { throw RPCError.invalidArgument(violations) }
     guard let student = try await mapped({ try await current(request.studentId) }) else { throw Self.notFound(request.studentId) }
@@ -164,6 +166,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   }
 
   package func getStudentHistory(_ request: Campus_Students_V1_GetStudentHistoryRequest, context: ServerContext) async throws -> Campus_Students_V1_GetStudentHistoryResponse {
+    try Access.requireOwner(request.studentId)
     var violations = Self.idViolations(request.studentId, expectedVersion: 0)
     let size = CampusSupport.pageSize(request.pageSize, &violations)
     let from = PageToken.decode(request.pageToken, &violations).map { Int64($0) ?? -1 } ?? 1
@@ -188,6 +191,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   }
 
   package func getStudentAsOf(_ request: Campus_Students_V1_GetStudentAsOfRequest, context: ServerContext) async throws -> Student {
+    try Access.requireOwner(request.studentId)
     var violations = Self.idViolations(request.studentId, expectedVersion: 0)
     let asOf = request.asOf.microseconds
     if !request.hasAsOf {

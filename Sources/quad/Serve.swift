@@ -54,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("log-level"), help: "The least severe level logged: trace, debug, info, notice, warning, error, critical.")
   var logLevel = "info"
 
+  @OptionGroup(title: "Security")
+  var security: SecurityOptions
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
@@ -83,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
       .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
     ]
     MetricsSystem.bootstrap(factory)
+    let secured = try await security.load()
     let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
@@ -108,6 +112,7 @@ struct ServeCommand: AsyncParsableCommand {
     for name in served { health.setStatus(.serving, for: name) }
     var routes = try withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles, health: health)
     routes.intercept(with: RPCObserver(logger: Logger(label: "quad.rpc"), methods: routes.paths))
+    for interceptor in secured.interceptors { routes.intercept(with: interceptor) }
     let metrics: MetricsEndpoint
     do {
       metrics = try await MetricsEndpoint.start(registry: registry, host: "0.0.0.0", port: metricsPort)
@@ -116,9 +121,17 @@ struct ServeCommand: AsyncParsableCommand {
       try? await embedded?.stop()
       throw ServeFailure(message: "quad serve: cannot serve metrics on port \(metricsPort): \(error)")
     }
-    let server = try await GRPCServer.start(router: routes, host: "0.0.0.0", port: port, threads: threads)
+    let server: GRPCServer
+    do {
+      server = try await GRPCServer.start(router: routes, host: "0.0.0.0", port: port, threads: threads, tls: secured.tls)
+    } catch {
+      await metrics.stop()
+      platform.store.pool.shutdown()
+      try? await embedded?.stop()
+      throw ServeFailure(message: "quad serve: cannot serve on port \(port): \(error)")
+    }
     FileHandle.standardOutput.write(Data(
-      "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics) on 0.0.0.0:\(server.port)\n".utf8))
+      "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics\(secured.summary)) on 0.0.0.0:\(server.port)\n".utf8))
 
     var outcome: Result<Void, any Error> = .success(())
     let beside = campus.services + [

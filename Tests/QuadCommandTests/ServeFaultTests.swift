@@ -26,6 +26,8 @@ struct ServeFaultTests {
       var writeErrors = 0
       var subscribeErrors = 0
       var groupErrors: [String] = []
+      /// Writers that have stopped (their last write answered).
+      var writersStopped = 0
     }
     let state = Mutex(State())
     func with<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
@@ -73,6 +75,7 @@ struct ServeFaultTests {
               if let v = try? await store.readStream(stream, limit: 100_000).last?.version { version = v }
             }
           }
+          record.with { $0.writersStopped += 1 }
         }
       }
       // A subscriber that resumes from its own cursor after every failure.
@@ -154,8 +157,13 @@ struct ServeFaultTests {
       try await pg.restart()
       try await Task.sleep(for: .seconds(2))
       writersDone.stop()
-      // Everything acknowledged must arrive at both subscribers.
+      // A write in flight may still be acknowledged: wait until every writer has stopped, so the
+      // set of acknowledged events is final before it is compared.
       let deadline = ContinuousClock.now + .seconds(90)
+      while record.with({ $0.writersStopped }) < 4 && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(50))
+      }
+      // Everything acknowledged must arrive at both subscribers.
       while ContinuousClock.now < deadline {
         let done = record.with { s in
           s.acknowledged.isSubset(of: Set(s.cursorSeen)) && s.acknowledged.isSubset(of: Set(s.groupSessions.joined()))

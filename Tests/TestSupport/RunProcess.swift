@@ -9,13 +9,21 @@ public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
 /// Runs a command to completion on a thread of its own, never on the cooperative pool or Dispatch's
 /// (whose few threads must stay free for handler tasks and name lookups), and returns its exit
 /// status and standard output (standard error goes where the tests' goes).
-public func runProcess(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+///
+/// A command still running after `seconds` is killed and the call throws: a peer that hangs
+/// fails its test instead of the whole run.
+public func runProcess(_ arguments: [String], seconds: Double = 600) async throws -> (status: Int32, output: String) {
   try await withCheckedThrowingContinuation { continuation in
     Thread.detachNewThread {
       do {
         let child = try Child(arguments, input: false)
-        let output = child.readAll()
-        continuation.resume(returning: (child.wait(), String(decoding: output, as: UTF8.self)))
+        let deadline = Child.now() + seconds
+        let output = child.readAll(until: deadline)
+        guard let status = child.wait(until: deadline) else {
+          child.forceExit()
+          throw Child.Failure(description: "\(arguments.joined(separator: " ")) did not finish in \(Int(seconds)) s (killed); its output so far: \(String(decoding: output.suffix(2_000), as: UTF8.self))")
+        }
+        continuation.resume(returning: (status, String(decoding: output, as: UTF8.self)))
       } catch {
         continuation.resume(throwing: error)
       }
@@ -80,11 +88,28 @@ final class Child: @unchecked Sendable {
     self.output = out[0]
   }
 
-  /// Reads its output to the end (and closes our end).
-  func readAll() -> [UInt8] {
+  /// Seconds on the monotonic clock.
+  static func now() -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+  }
+
+  /// Waits until its output is readable (or closed): false when `deadline` passed first.
+  private func readable(until deadline: Double) -> Bool {
+    while true {
+      let left = deadline - Self.now()
+      if left <= 0 { return false }
+      var fds = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+      let n = poll(&fds, 1, Int32(min(left, 1) * 1000) + 1)
+      if n > 0 { return true }
+      if n < 0 && errno != EINTR { return true }
+    }
+  }
+
+  /// Reads its output to the end, or until `deadline` (and closes our end).
+  func readAll(until deadline: Double = .infinity) -> [UInt8] {
     var data: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
+    while readable(until: deadline) {
       let n = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
       if n < 0 && errno == EINTR { continue }
       if n <= 0 { break }
@@ -94,11 +119,13 @@ final class Child: @unchecked Sendable {
     return data
   }
 
-  /// Reads one line of its output (without the newline), leaving the rest unread.
-  func readLine() -> String {
+  /// Reads one line of its output (without the newline), leaving the rest unread; nil when
+  /// `deadline` passed first.
+  func readLine(until deadline: Double) -> String? {
     var line: [UInt8] = []
     var byte: UInt8 = 0
     while true {
+      guard readable(until: deadline) else { return nil }
       let n = read(output, &byte, 1)
       if n < 0 && errno == EINTR { continue }
       if n <= 0 || byte == UInt8(ascii: "\n") { break }
@@ -119,14 +146,26 @@ final class Child: @unchecked Sendable {
   /// Waits for it to exit: its exit status, or the number of the signal that ended it.
   @discardableResult
   func wait() -> Int32 {
-    lock.lock()
-    if let status {
-      lock.unlock()
-      return status
-    }
-    lock.unlock()
+    wait(until: .infinity)!
+  }
+
+  /// Waits for it to exit until `deadline`: its exit status (or the signal that ended it), nil
+  /// if it is still running then.
+  func wait(until deadline: Double) -> Int32? {
+    if let known = recorded() { return known }
     var raw: Int32 = 0
-    while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+    while true {
+      let reaped = waitpid(pid, &raw, deadline == .infinity ? 0 : WNOHANG)
+      if reaped == pid { break }
+      if reaped == -1 && errno == EINTR { continue }
+      if reaped == -1 {
+        // Reaped by another thread's wait, which records its status next.
+        usleep(10_000)
+        return recorded() ?? -1
+      }
+      if Self.now() >= deadline { return nil }
+      usleep(10_000)
+    }
     // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (macros do not reach Swift).
     let result = raw & 0x7F == 0 ? (raw >> 8) & 0xFF : raw & 0x7F
     lock.lock()
@@ -135,11 +174,28 @@ final class Child: @unchecked Sendable {
     return result
   }
 
-  var terminationStatus: Int32 {
+  private func recorded() -> Int32? {
     lock.lock()
     defer { lock.unlock() }
-    return status ?? -1
+    return status
   }
+
+  /// Kills it (SIGKILL) and reaps it.
+  func forceExit() {
+    if recorded() == nil { _ = Glibc.kill(pid, SIGKILL) }
+    wait()
+  }
+
+  /// Waits up to `seconds` for it to exit, then kills it: false when it had to be killed.
+  @discardableResult
+  func waitOrKill(seconds: Double) -> Bool {
+    if wait(until: Self.now() + seconds) != nil { return true }
+    FileHandle.standardError.write(Data("test process \(pid) did not exit in \(Int(seconds)) s: killed\n".utf8))
+    forceExit()
+    return false
+  }
+
+  var terminationStatus: Int32 { recorded() ?? -1 }
 }
 
 /// A background process started for a test (a peer server): it runs until ``stop()`` closes its
@@ -161,7 +217,10 @@ public final class BackgroundProcess: @unchecked Sendable {
       Thread.detachNewThread {
         do {
           let child = try Child(arguments, input: true)
-          let line = child.readLine()
+          guard let line = child.readLine(until: Child.now() + 180) else {
+            child.forceExit()
+            throw Child.Failure(description: "\(arguments.joined(separator: " ")) printed nothing in 180 s (killed)")
+          }
           Thread.detachNewThread { _ = child.readAll() }
           continuation.resume(returning: BackgroundProcess(child: child, firstLine: line))
         } catch {
@@ -180,8 +239,8 @@ public final class BackgroundProcess: @unchecked Sendable {
   public func kill(signal: Int32) async {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
       Thread.detachNewThread {
-        _ = Glibc.kill(self.child.pid, signal)
-        self.child.wait()
+        if self.child.terminationStatus == -1 { _ = Glibc.kill(self.child.pid, signal) }
+        self.child.waitOrKill(seconds: 120)
         self.child.closeInput()
         c.resume()
       }
@@ -199,7 +258,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
       Thread.detachNewThread {
         self.child.closeInput()
-        self.child.wait()
+        self.child.waitOrKill(seconds: 120)
         c.resume()
       }
     }

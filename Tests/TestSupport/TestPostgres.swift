@@ -48,7 +48,9 @@ public final class TestPostgres: Sendable {
       \(findBin)
       AS=""
       if [ "$(id -u)" = 0 ]; then
-        id quadtest >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin quadtest
+        # Parallel tests on a new machine would race to create the user: one at a time.
+        id quadtest >/dev/null 2>&1 || flock /tmp/quad-test-useradd.lock sh -c \
+          'id quadtest >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin quadtest' 
         AS="runuser -u quadtest --"
       fi
       mkdir -p '\(dir)/socket'

@@ -8,13 +8,17 @@ internal import X509
 package struct ServerTLS: Sendable, Hashable {
   package var certificateChainPath: String
   package var privateKeyPath: String
-  /// When set, every client must present a certificate issued by this CA (PEM).
+  /// When set, client certificates must be issued by this CA (PEM).
   package var clientCAPath: String?
+  /// With a client CA: whether every client must present a certificate (else one presented is
+  /// verified, and a client without one connects unidentified, to authenticate otherwise).
+  package var requireClientCertificate: Bool
 
-  package init(certificateChainPath: String, privateKeyPath: String, clientCAPath: String? = nil) {
+  package init(certificateChainPath: String, privateKeyPath: String, clientCAPath: String? = nil, requireClientCertificate: Bool = true) {
     self.certificateChainPath = certificateChainPath
     self.privateKeyPath = privateKeyPath
     self.clientCAPath = clientCAPath
+    self.requireClientCertificate = requireClientCertificate
   }
 
   func makeContext() throws(TLSSetupError) -> NIOSSLContext {
@@ -25,6 +29,7 @@ package struct ServerTLS: Sendable, Hashable {
       if let clientCAPath {
         let roots = try NIOSSLCertificate.fromPEMFile(clientCAPath)
         config = .makeServerConfigurationWithMTLS(certificateChain: chain, privateKey: key, trustRoots: .certificates(roots))
+        if !requireClientCertificate { config.certificateVerification = .optionalVerification }
       } else {
         config = .makeServerConfiguration(certificateChain: chain, privateKey: key)
       }

@@ -1,0 +1,177 @@
+internal import CampusContracts
+internal import EventsService
+internal import Foundation
+internal import GRPCWire
+internal import HealthService
+internal import Postgres
+internal import QuadProtobuf
+internal import QuadRPC
+internal import Testing
+internal import TestSupport
+
+/// `quad serve` with TLS, client certificates, bearer tokens and a policy, called over real
+/// sockets: every credential attack gets UNAUTHENTICATED with nothing to learn from, every call
+/// outside the policy PERMISSION_DENIED (and a log line), and subscriptions carry only the event
+/// types granted.
+@Suite("quad serve with identities and a policy")
+struct SecuredServeTests {
+  static let quad = repositoryRoot.appendingPathComponent(".build/debug/quad").path
+  static let options = CallOptions(timeout: .seconds(30))
+
+  static let policy = """
+    { "grants": [
+        { "services": ["scanner-7"], "methods": ["/campus.scans.v1.Scans/RecordScan", "/quad.events.v1.Events/Subscribe"],
+          "events": ["campus.students.v1.*"] },
+        { "roles": ["registrar"], "methods": ["/campus.students.v1.Students/*", "/campus.scans.v1.Scans/*", "/quad.events.v1.Events/*"],
+          "events": ["*"] },
+        { "roles": ["student"], "methods": ["/campus.students.v1.Students/GetStudent", "/campus.scans.v1.Scans/ListScans"], "own": true } ] }
+    """
+
+  struct Failure: Error, CustomStringConvertible { let description: String }
+
+  static func code(_ body: () async throws -> Void) async -> (GRPCStatus.Code?, String) {
+    do {
+      try await body()
+      return (.ok, "")
+    } catch let e as RPCError {
+      return (e.code, e.message)
+    } catch {
+      return (nil, "\(error)")
+    }
+  }
+
+  @Test("Tokens (none, expired, forged, alg none, wrong audience, valid RS256 and ES256), mTLS service identities, an unknown CA, method grants, own records, filtered subscriptions, denials logged")
+  func secured() async throws {
+    let pg = try await TestPostgres.start()
+    let certs = try await TestCertificates.make()
+    let issuer = try await TestIssuer.make()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quad-secured-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let jwks = dir.appendingPathComponent("jwks.json").path
+    let policy = dir.appendingPathComponent("policy.json").path
+    let log = dir.appendingPathComponent("serve.log").path
+    try Data(issuer.jwks).write(to: URL(fileURLWithPath: jwks))
+    try Self.policy.write(toFile: policy, atomically: true, encoding: .utf8)
+    let command = [
+      Self.quad, "serve", "--port", "0", "--metrics-port", "0", "--database-url", pg.conninfo,
+      "--tls-cert", certs.serverCertificate, "--tls-key", certs.serverKey, "--client-ca", certs.caCertificate,
+      "--jwks", jwks, "--jwt-issuer", issuer.issuer, "--jwt-audience", issuer.audience, "--policy", policy,
+    ]
+    let server = try await BackgroundProcess.start(["sh", "-c", "exec \"$@\" 2>>'\(log)'", log] + command)
+    guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
+      throw Failure(description: "quad serve did not start: \(server.firstLine)")
+    }
+    #expect(server.firstLine.contains("; mutual TLS, bearer tokens, policy)"), "\(server.firstLine)")
+    let target = "127.0.0.1:\(port)"
+    let person = try GRPCClient(target: target, tls: ClientTLS(trustRootsPath: certs.caCertificate, serverHostOverride: "localhost"))
+    let service = try GRPCClient(target: target, tls: ClientTLS(
+      trustRootsPath: certs.caCertificate, certificateChainPath: certs.clientCertificate, privateKeyPath: certs.clientKey, serverHostOverride: "localhost"))
+    let stranger = try GRPCClient(target: target, tls: ClientTLS(
+      trustRootsPath: certs.caCertificate, certificateChainPath: certs.strangerCertificate, privateKeyPath: certs.strangerKey, serverHostOverride: "localhost"))
+    func bearer(_ token: String) -> CallOptions {
+      CallOptions(timeout: .seconds(30), metadata: [("authorization", .text("Bearer " + token))])
+    }
+    let registrar = bearer(try await issuer.token("registrar-1", roles: ["registrar"], kid: "rsa1"))
+    let students = Campus_Students_V1_Students.Client(person)
+
+    // Health stays open: no credential needed.
+    let health = try await Grpc_Health_V1_Health.Client(person).check(Grpc_Health_V1_HealthCheckRequest(), options: Self.options)
+    #expect(health.status == .serving)
+
+    // A registrar (RS256) registers two students; an ES256 registrar token works as well.
+    for (id, name) in [("S1", "Sam"), ("S2", "Alex")] {
+      var r = Campus_Students_V1_RegisterStudentRequest()
+      r.studentId = id
+      r.givenName = name
+      r.familyName = "Secure"
+      r.email = "\(id.lowercased())@uni.example.edu"
+      _ = try await students.registerStudent(r, options: registrar)
+    }
+    let ecRegistrar = bearer(try await issuer.token("registrar-2", roles: ["registrar"]))
+    #expect(try await students.listStudents(Campus_Students_V1_ListStudentsRequest(), options: ecRegistrar).students.map(\.studentId) == ["S1", "S2"])
+
+    // Credential attacks: UNAUTHENTICATED, and the same words whatever was wrong.
+    var get = Campus_Students_V1_GetStudentRequest()
+    get.studentId = "S1"
+    let attacks: [(String, CallOptions)] = [
+      ("expired", bearer(try await issuer.token("S1", roles: ["student"], expiresIn: -600))),
+      ("forged (another key, same kid)", bearer(try await issuer.token("S1", roles: ["registrar"], forged: true))),
+      ("alg none", bearer(TestIssuer.unsigned("S1", alg: "none"))),
+      ("wrong audience", bearer(try await issuer.token("S1", roles: ["student"], audience: "payroll"))),
+      ("not a bearer token", CallOptions(timeout: .seconds(30), metadata: [("authorization", .text("Basic cm9vdDpyb290"))])),
+    ]
+    for (what, options) in attacks {
+      let (code, message) = await Self.code { _ = try await students.getStudent(get, options: options) }
+      #expect(code == .unauthenticated && message == "invalid credentials", "\(what): \(String(describing: code)) \(message)")
+    }
+    let (anonymous, anonymousMessage) = await Self.code { _ = try await students.getStudent(get, options: Self.options) }
+    #expect(anonymous == .unauthenticated && anonymousMessage == "credentials required")
+
+    // A student reads their own record and scans, and nothing else.
+    let sam = bearer(try await issuer.token("S1", roles: ["student"]))
+    #expect(try await students.getStudent(get, options: sam).givenName == "Sam")
+    var other = get
+    other.studentId = "S2"
+    #expect(await Self.code { _ = try await students.getStudent(other, options: sam) }.0 == .permissionDenied)
+    #expect(await Self.code { _ = try await students.listStudents(Campus_Students_V1_ListStudentsRequest(), options: sam) }.0 == .permissionDenied)
+    let scans = Campus_Scans_V1_Scans.Client(person)
+    var mine = Campus_Scans_V1_ListScansRequest()
+    mine.studentId = "S1"
+    #expect(try await scans.listScans(mine, options: sam).scans.isEmpty)
+    var byLocation = Campus_Scans_V1_ListScansRequest()
+    byLocation.location = "gym"
+    #expect(await Self.code { _ = try await scans.listScans(byLocation, options: sam) }.0 == .permissionDenied, "not filtered by their own id")
+
+    // The scanner service (mutual TLS, no token) records scans but may not touch students.
+    var scan = Campus_Scans_V1_RecordScanRequest()
+    scan.scanId = "sec-1"
+    scan.cardId = "CARD-NONE"
+    scan.location = "gym"
+    scan.direction = .in
+    scan.scannedAt = Google_Protobuf_Timestamp(microseconds: Int64(Date().timeIntervalSince1970 * 1_000_000) - 60_000_000)
+    scan.deviceId = "door-gym"
+    _ = try await Campus_Scans_V1_Scans.Client(service).recordScan(scan, options: Self.options)
+    var update = Campus_Students_V1_UpdateStudentRequest()
+    update.studentId = "S1"
+    update.expectedVersion = 1
+    update.givenName = "Mallory"
+    let (denied, deniedMessage) = await Self.code { _ = try await Campus_Students_V1_Students.Client(service).updateStudent(update, options: Self.options) }
+    #expect(denied == .permissionDenied && deniedMessage == "service:scanner-7 may not call /campus.students.v1.Students/UpdateStudent", "\(deniedMessage)")
+
+    // Its subscription carries student events only; the registrar's carries everything.
+    func subscribed(_ client: GRPCClient, _ options: CallOptions) async -> [String] {
+      var request = Quad_Events_V1_SubscribeRequest()
+      request.start = .first
+      var types: [String] = []
+      do {
+        try await Quad_Events_V1_Events.Client(client).subscribe(request, options: options) { stream in
+          for try await e in stream { types.append(e.eventType) }
+        }
+      } catch {}
+      return types
+    }
+    let serviceSees = await subscribed(service, CallOptions(timeout: .seconds(3)))
+    var registrarWatch = registrar
+    registrarWatch.timeout = .seconds(3)
+    let registrarSees = await subscribed(person, registrarWatch)
+    #expect(registrarSees.contains("campus.scans.v1.ScanRecorded") && registrarSees.filter { $0.hasPrefix("campus.students.v1.") }.count >= 2, "\(registrarSees)")
+    #expect(!serviceSees.isEmpty && serviceSees == registrarSees.filter { $0.hasPrefix("campus.students.v1.") }, "\(serviceSees)")
+
+    // A certificate from another CA does not get a connection at all.
+    let (refused, _) = await Self.code { _ = try await Grpc_Health_V1_Health.Client(stranger).check(Grpc_Health_V1_HealthCheckRequest(), options: Self.options) }
+    #expect(refused == .unavailable)
+
+    await person.close()
+    await service.close()
+    await stranger.close()
+    await server.kill()
+    await pg.stop()
+    // Every denial is logged with its identity and method; tokens never are.
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    #expect(lines.contains { $0.contains("permission denied") && $0.contains("service:scanner-7") && $0.contains("/campus.students.v1.Students/UpdateStudent") })
+    #expect(lines.contains { $0.contains("permission denied") && $0.contains("user:S1") && $0.contains("/campus.students.v1.Students/ListStudents") })
+    #expect(lines.contains { $0.contains("unauthenticated call refused") && $0.contains("expired") })
+    #expect(!lines.contains { $0.contains("eyJ") }, "no token in the log")
+    try? FileManager.default.removeItem(at: dir)
+  }
+}
