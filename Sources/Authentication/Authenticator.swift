@@ -7,10 +7,11 @@ internal import GRPCWire
 /// that does not verify ends the call with UNAUTHENTICATED and no detail for the caller; the
 /// reason is logged.
 package struct Authenticator: ServerInterceptor {
-  let tokens: TokenVerifier?
+  let tokens: @Sendable () -> TokenVerifier?
   let logger: Logger
 
-  package init(tokens: TokenVerifier?, logger: Logger) {
+  /// `tokens` is read on every call, so reloaded keys apply to the next call.
+  package init(tokens: @escaping @Sendable () -> TokenVerifier?, logger: Logger) {
     self.tokens = tokens
     self.logger = logger
   }
@@ -22,7 +23,7 @@ package struct Authenticator: ServerInterceptor {
 
   func authenticate(_ context: ServerContext) async throws(RPCError) -> Principal? {
     if let header = context.metadata.first("authorization") {
-      guard let tokens else { throw refuse(context, "a bearer token, and no JWKS is configured") }
+      guard let tokens = tokens() else { throw refuse(context, "a bearer token, and no JWKS is configured") }
       let scheme = header.prefix(7)
       guard scheme.lowercased() == "bearer ", header.count > 7 else { throw refuse(context, "authorization is not a bearer token") }
       do {

@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
       .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
     ]
     MetricsSystem.bootstrap(factory)
-    let secured = try await security.load()
+    let secured = try await security.load()  // before the database: a bad file fails fast
     let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
@@ -137,6 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
     let beside = campus.services + [
       .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
       .init(service: MetricsSampler(metrics: PlatformMetrics(relay: platform.relay)), serviceName: "metrics"),
+      .init(service: SecurityReloader(security: secured, server: server, logger: logger), serviceName: "security-reload"),
     ]
     do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger, beside: beside) } catch { outcome = .failure(error) }
     await metrics.stop()

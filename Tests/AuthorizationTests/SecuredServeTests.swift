@@ -1,11 +1,13 @@
 internal import CampusContracts
 internal import EventsService
 internal import Foundation
+internal import Glibc
 internal import GRPCWire
 internal import HealthService
 internal import Postgres
 internal import QuadProtobuf
 internal import QuadRPC
+internal import Synchronization
 internal import Testing
 internal import TestSupport
 
@@ -174,4 +176,140 @@ struct SecuredServeTests {
     #expect(!lines.contains { $0.contains("eyJ") }, "no token in the log")
     try? FileManager.default.removeItem(at: dir)
   }
+
+  /// Waits (up to 30 s) until `condition` holds.
+  static func eventually(_ what: String, _ condition: () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+      if await condition() { return }
+      try await Task.sleep(for: .milliseconds(200))
+    }
+    throw Failure(description: "timed out waiting until \(what)")
+  }
+
+  @Test("Rotation without restart: a changed policy, JWKS and TLS certificate apply to the next calls; a broken file keeps the last good one; SIGHUP reloads; a subscription open throughout keeps going")
+  func rotation() async throws {
+    let pg = try await TestPostgres.start()
+    let first = try await TestCertificates.make()
+    let second = try await TestCertificates.make()
+    let oldIssuer = try await TestIssuer.make()
+    let newIssuer = try await TestIssuer.make()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quad-rotate-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    func file(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    func install(_ certs: TestCertificates) throws {
+      // Each file replaced atomically (a rename), as deployment tools do.
+      for (from, to) in [(certs.serverCertificate, "server.pem"), (certs.serverKey, "server.key"), (certs.caCertificate, "ca.pem")] {
+        try? FileManager.default.removeItem(atPath: file(to + ".new"))
+        try FileManager.default.copyItem(atPath: from, toPath: file(to + ".new"))
+        _ = rename(file(to + ".new"), file(to))
+      }
+    }
+    try install(first)
+    try Data(oldIssuer.jwks).write(to: URL(fileURLWithPath: file("jwks.json")), options: .atomic)
+    let before = #"{"grants": [{"roles": ["registrar"], "methods": ["/campus.students.v1.Students/*", "/quad.events.v1.Events/*"], "events": ["*"]}]}"#
+    let after = #"{"grants": [{"roles": ["registrar"], "methods": ["/campus.students.v1.Students/*", "/quad.events.v1.Events/*"], "events": ["*"]}, {"roles": ["auditor"], "methods": ["/campus.students.v1.Students/ListStudents"]}]}"#
+    try before.write(toFile: file("policy.json"), atomically: true, encoding: .utf8)
+    let log = file("serve.log")
+    let command = [
+      Self.quad, "serve", "--port", "0", "--metrics-port", "0", "--database-url", pg.conninfo,
+      "--tls-cert", file("server.pem"), "--tls-key", file("server.key"), "--client-ca", file("ca.pem"),
+      "--jwks", file("jwks.json"), "--jwt-issuer", oldIssuer.issuer, "--jwt-audience", oldIssuer.audience, "--policy", file("policy.json"),
+    ]
+    let server = try await BackgroundProcess.start(["sh", "-c", "exec \"$@\" 2>>'\(log)'", log] + command)
+    guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
+      throw Failure(description: "quad serve did not start: \(server.firstLine)")
+    }
+    let target = "127.0.0.1:\(port)"
+    func client(_ certs: TestCertificates) throws -> GRPCClient {
+      try GRPCClient(target: target, tls: ClientTLS(trustRootsPath: certs.caCertificate, serverHostOverride: "localhost"))
+    }
+    func bearer(_ token: String, seconds: Int = 10) -> CallOptions {
+      CallOptions(timeout: .seconds(Int64(seconds)), metadata: [("authorization", .text("Bearer " + token))])
+    }
+    func register(_ client: GRPCClient, _ id: String, _ options: CallOptions) async throws {
+      var r = Campus_Students_V1_RegisterStudentRequest()
+      r.studentId = id
+      r.givenName = "Rota"
+      r.familyName = "Tion"
+      r.email = "\(id.lowercased())@uni.example.edu"
+      _ = try await Campus_Students_V1_Students.Client(client).registerStudent(r, options: options)
+    }
+    let old = try client(first)
+    let registrar = bearer(try await oldIssuer.token("registrar-1", roles: ["registrar"]))
+    try await register(old, "R1", registrar)
+
+    // A subscription open from before every rotation to after them all.
+    let seen = SeenStudents()
+    var request = Quad_Events_V1_SubscribeRequest()
+    request.start = .first
+    let subscription = Task {
+      try await Quad_Events_V1_Events.Client(old).subscribe(request, options: bearer(try await oldIssuer.token("registrar-1", roles: ["registrar"]), seconds: 120)) { stream in
+        for try await e in stream where e.eventType == "campus.students.v1.StudentRegistered" { seen.add(e.streamId) }
+      }
+    }
+    defer { subscription.cancel() }
+    try await Self.eventually("the subscriber sees R1") { seen.contains("R1") }
+
+    // The policy: an auditor is denied, then allowed once the file changes.
+    let auditor = bearer(try await oldIssuer.token("audit-1", roles: ["auditor"]))
+    let list = Campus_Students_V1_ListStudentsRequest()
+    #expect(await Self.code { _ = try await Campus_Students_V1_Students.Client(old).listStudents(list, options: auditor) }.0 == .permissionDenied)
+    try after.write(toFile: file("policy.json"), atomically: true, encoding: .utf8)
+    try await Self.eventually("the new policy applies") {
+      await Self.code { _ = try await Campus_Students_V1_Students.Client(old).listStudents(list, options: auditor) }.0 == .ok
+    }
+    // A broken policy file is refused; the last good policy stays in force (no fail-open).
+    try "{ not json".write(toFile: file("policy.json"), atomically: true, encoding: .utf8)
+    try await Self.eventually("the broken policy is reported") {
+      ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("policy reload failed")
+    }
+    #expect(await Self.code { _ = try await Campus_Students_V1_Students.Client(old).listStudents(list, options: auditor) }.0 == .ok)
+    let denied = bearer(try await oldIssuer.token("nobody", roles: []))
+    #expect(await Self.code { _ = try await Campus_Students_V1_Students.Client(old).listStudents(list, options: denied) }.0 == .permissionDenied)
+    try after.write(toFile: file("policy.json"), atomically: true, encoding: .utf8)
+
+    // The JWKS: the new issuer's keys replace the old ones.
+    let newRegistrar = bearer(try await newIssuer.token("registrar-2", roles: ["registrar"]))
+    #expect(await Self.code { try await register(old, "R2", newRegistrar) }.0 == .unauthenticated)
+    try Data(newIssuer.jwks).write(to: URL(fileURLWithPath: file("jwks.json")), options: .atomic)
+    try await Self.eventually("the new keys apply") { await Self.code { try await register(old, "R2", newRegistrar) }.0 == .ok }
+    #expect(await Self.code { try await register(old, "R3", registrar) }.0 == .unauthenticated, "the old key no longer verifies")
+
+    // TLS: new connections get the new certificate; the connection already open keeps working.
+    try install(second)
+    try await Self.eventually("a client trusting only the new CA connects") {
+      guard let fresh = try? client(second) else { return false }
+      defer { Task { await fresh.close() } }
+      return await Self.code { try await register(fresh, "R4", newRegistrar) }.0 == .ok
+    }
+    let stale = try client(first)
+    #expect(await Self.code { _ = try await Campus_Students_V1_Students.Client(stale).listStudents(list, options: newRegistrar) }.0 == .unavailable,
+      "a new connection trusting only the old CA is refused")
+    await stale.close()
+    try await register(old, "R5", newRegistrar)
+    try await Self.eventually("the subscription, open throughout, sees every student") { ["R1", "R2", "R4", "R5"].allSatisfy(seen.contains) }
+    #expect(!seen.contains("R3"))
+
+    // SIGHUP reloads too (nothing changed: it says so and goes on serving).
+    _ = kill(server.pid, SIGHUP)
+    try await Self.eventually("SIGHUP is logged") {
+      ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains(#""why":"SIGHUP""#)
+    }
+    try await register(old, "R6", newRegistrar)
+
+    subscription.cancel()
+    await old.close()
+    await server.kill()
+    #expect(server.terminationStatus == 0, "SIGTERM drains and exits 0")
+    await pg.stop()
+    try? FileManager.default.removeItem(at: dir)
+  }
+}
+
+/// The student ids a subscriber saw registered.
+final class SeenStudents: Sendable {
+  private let ids = Mutex<Set<String>>([])
+  func add(_ id: String) { _ = ids.withLock { $0.insert(id) } }
+  func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
 }

@@ -22,12 +22,29 @@ package final class GRPCServer: Sendable {
   /// What the server has seen, for metrics and tests.
   package let stats: ServerStats
 
-  private init(group: MultiThreadedEventLoopGroup, channel: any Channel, connections: ConnectionRegistry, stats: ServerStats) {
+  private let tls: ServerTLS?
+  /// The TLS context new connections get; replaced by ``reloadTLS()``.
+  private let contexts: TLSContexts
+
+  private init(
+    group: MultiThreadedEventLoopGroup, channel: any Channel, connections: ConnectionRegistry, stats: ServerStats,
+    tls: ServerTLS?, contexts: TLSContexts
+  ) {
     self.group = group
     self.channel = channel
     self.connections = connections
     self.stats = stats
     self.port = channel.localAddress?.port ?? 0
+    self.tls = tls
+    self.contexts = contexts
+  }
+
+  /// Reads the certificate, key and client CA files again; connections accepted from now on use
+  /// them, connections already open keep theirs (no call is dropped). On failure nothing changes.
+  package func reloadTLS() throws(TLSSetupError) {
+    guard let tls else { return }
+    let context = try tls.makeContext()
+    contexts.current.withLock { $0 = context }
   }
 
   /// Binds and starts serving.
@@ -44,7 +61,7 @@ package final class GRPCServer: Sendable {
     settings: ServerSettings = ServerSettings(),
     tls: ServerTLS? = nil
   ) async throws -> GRPCServer {
-    let sslContext = try tls?.makeContext()
+    let contexts = TLSContexts(try tls?.makeContext())
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     let connections = ConnectionRegistry()
     let stats = ServerStats()
@@ -56,7 +73,7 @@ package final class GRPCServer: Sendable {
         .childChannelOption(.maxMessagesPerRead, value: 1)
         .childChannelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
-            if let sslContext {
+            if let sslContext = contexts.current.withLock({ $0 }) {
               try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
             }
             let handler = try ServerConnectionHandler(router: router, settings: settings, stats: stats)
@@ -68,7 +85,7 @@ package final class GRPCServer: Sendable {
         }
         .bind(host: host, port: port)
         .get()
-      return GRPCServer(group: group, channel: channel, connections: connections, stats: stats)
+      return GRPCServer(group: group, channel: channel, connections: connections, stats: stats, tls: tls, contexts: contexts)
     } catch {
       try? await group.shutdownGracefully()
       throw error
@@ -92,6 +109,12 @@ package final class GRPCServer: Sendable {
 
   /// The number of open connections.
   package var connectionCount: Int { connections.all.count }
+}
+
+/// The TLS context a server hands new connections (nil: plaintext).
+final class TLSContexts: Sendable {
+  let current: Mutex<NIOSSLContext?>
+  init(_ context: NIOSSLContext?) { current = Mutex(context) }
 }
 
 /// Counters of a server's connections and of the clients it closed for abuse.
