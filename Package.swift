@@ -200,6 +200,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // How fast each identity may call: token buckets, RESOURCE_EXHAUSTED with a retry hint.
+    .target(
+      name: "RateLimiting",
+      dependencies: ["Authentication", "QuadRPC", "GRPCWire", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings
+    ),
+
     // What operators see: per-call metrics and log lines, platform gauges, JSON logs, /metrics.
     .target(
       name: "Observability",
@@ -257,7 +264,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -411,7 +418,7 @@ let package = Package(
     .testTarget(
       name: "AuthorizationTests",
       dependencies: [
-        "Authorization", "Authentication", "CampusContracts", "EventsService", "HealthService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire",
+        "Authorization", "Authentication", "RateLimiting", "CampusContracts", "EventsService", "HealthService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "TestSupport",
       ],
       swiftSettings: swiftSettings

@@ -43,3 +43,32 @@ extension RPCError {
     }
   }
 }
+
+extension RPCError {
+  /// RESOURCE_EXHAUSTED that tells the client when to try again: a `google.rpc.RetryInfo` in
+  /// the details (and the caller may also set a `retry-after` trailer).
+  package static func resourceExhausted(_ message: String, retryAfter delay: Duration) -> RPCError {
+    var retry = Google_Rpc_RetryInfo()
+    var d = Google_Protobuf_Duration()
+    d.seconds = delay.components.seconds
+    d.nanos = Int32(delay.components.attoseconds / 1_000_000_000)
+    retry.retryDelay = d
+    var status = Google_Rpc_Status()
+    status.code = Int32(GRPCStatus.Code.resourceExhausted.rawValue)
+    status.message = message
+    var any = Google_Protobuf_Any()
+    any.typeUrl = "type.googleapis.com/" + Google_Rpc_RetryInfo.protoMessageName
+    any.value = retry.serializedBytes()
+    status.details = [any]
+    return RPCError(code: .resourceExhausted, message: message, details: status.serializedBytes())
+  }
+
+  /// The delay of a `google.rpc.RetryInfo` in this error's details (client side).
+  package var retryDelay: Duration? {
+    guard let details, let status = try? Google_Rpc_Status(serializedBytes: details),
+      let any = status.details.first(where: { $0.typeUrl.hasSuffix("/" + Google_Rpc_RetryInfo.protoMessageName) }),
+      let info = try? Google_Rpc_RetryInfo(serializedBytes: any.value)
+    else { return nil }
+    return .seconds(info.retryDelay.seconds) + .nanoseconds(Int64(info.retryDelay.nanos))
+  }
+}

@@ -4,6 +4,7 @@ internal import Authorization
 internal import Foundation
 internal import Logging
 internal import QuadRPC
+internal import RateLimiting
 internal import ServiceLifecycle
 internal import Synchronization
 internal import UnixSignals
@@ -37,7 +38,15 @@ struct SecurityOptions: ParsableArguments {
   @Option(help: "Enforce this JSON policy: which services and roles may call which methods and receive which events.")
   var policy: String?
 
+  @Option(name: .customLong("rate-limit"), help: "Calls per second each identity may make (principal, else client address; 0: no limit).")
+  var rateLimit: Double = 0
+
+  @Option(name: .customLong("rate-burst"), help: "Calls an identity may make at once after a quiet spell (default: one second's worth).")
+  var rateBurst: Double?
+
   func validate() throws {
+    guard rateLimit >= 0 && rateLimit <= 1_000_000 else { throw ValidationError("--rate-limit must be 0 to 1000000 calls per second") }
+    guard rateBurst.map({ $0 >= 1 && $0 <= 1_000_000 }) ?? true else { throw ValidationError("--rate-burst must be 1 to 1000000") }
     guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard clientCA == nil || tlsCertificate != nil else { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
     guard !requireClientCertificate || clientCA != nil else { throw ValidationError("--require-client-cert needs --client-ca") }
@@ -107,8 +116,13 @@ final class Security: Sendable {
   var interceptors: [any ServerInterceptor] {
     var out: [any ServerInterceptor] = []
     let auth = Logger(label: "quad.auth")
-    if options.jwks != nil || options.clientCA != nil || options.policy != nil {
+    if options.jwks != nil || options.clientCA != nil || options.policy != nil || options.rateLimit > 0 {
       out.append(Authenticator(tokens: { self.tokens.withLock { $0 } }, logger: auth))
+    }
+    if options.rateLimit > 0 {
+      // Before the policy: a flood of denied calls is limited too.
+      let settings = RateLimiter.Settings(rate: options.rateLimit, burst: options.rateBurst ?? max(options.rateLimit, 1))
+      out.append(RateLimiter(settings: settings, logger: auth))
     }
     if options.policy != nil {
       // Never nil once loaded: a failed reload keeps the last good policy.
@@ -123,6 +137,7 @@ final class Security: Sendable {
     if tls != nil { notes.append(options.clientCA == nil ? "TLS" : "mutual TLS") }
     if options.jwks != nil { notes.append("bearer tokens") }
     if options.policy != nil { notes.append("policy") }
+    if options.rateLimit > 0 { notes.append("rate limit \(options.rateLimit)/s") }
     return notes.isEmpty ? "" : "; \(notes.joined(separator: ", "))"
   }
 
