@@ -320,7 +320,7 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadProtobufDifferentialTests",
-      dependencies: ["QuadProtobuf", "TestMessages", "CTestMessages"],
+      dependencies: ["QuadProtobuf", "TestMessages", "CTestMessages", "TestSupport"],
       exclude: ["python"],
       swiftSettings: swiftSettings
     ),
@@ -425,7 +425,7 @@ let package = Package(
     ),
     .testTarget(
       name: "QuadCodeGenTests",
-      dependencies: ["QuadCodeGen", "QuadProtobuf"],
+      dependencies: ["QuadCodeGen", "QuadProtobuf", "TestSupport"],
       swiftSettings: swiftSettings
     ),
   ]

@@ -1,6 +1,7 @@
 internal import Foundation
 internal import QuadProtobuf
 internal import Testing
+internal import TestSupport
 
 @testable import QuadCodeGen
 
@@ -14,13 +15,9 @@ struct GeneratedCodeTests {
   static func descriptors(_ files: [String], includes: [String]) throws -> Google_Protobuf_FileDescriptorSet {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("quad-fds-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: out) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/protoc")
-    p.arguments = includes.map { "-I" + $0 } + ["--include_imports", "--include_source_info", "--descriptor_set_out=" + out.path] + files
-    p.currentDirectoryURL = root
-    try p.run()
-    p.waitUntilExit()
-    #expect(p.terminationStatus == 0)
+    let arguments = includes.map { "-I" + $0 } + ["--include_imports", "--include_source_info", "--descriptor_set_out=" + out.path] + files
+    let (status, _) = try runProcessBlocking(["/usr/bin/protoc"] + arguments, in: root)
+    #expect(status == 0)
     return try Google_Protobuf_FileDescriptorSet(serializedBytes: try Data(contentsOf: out))
   }
 

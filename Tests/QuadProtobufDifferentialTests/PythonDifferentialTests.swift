@@ -2,20 +2,12 @@ internal import Foundation
 internal import QuadProtobuf
 internal import TestMessages
 internal import Testing
+internal import TestSupport
 
 /// Runs a command and returns its standard output; fails the test on a non-zero exit.
 func run(_ executable: String, _ arguments: [String], in directory: URL? = nil) throws -> String {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: executable)
-  p.arguments = arguments
-  if let directory { p.currentDirectoryURL = directory }
-  let out = Pipe()
-  p.standardOutput = out
-  try p.run()
-  let data = out.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  let text = String(decoding: data, as: UTF8.self)
-  #expect(p.terminationStatus == 0, "\(executable) \(arguments.joined(separator: " ")):\n\(text.suffix(3000))")
+  let (status, text) = try runProcessBlocking([executable] + arguments, in: directory)
+  #expect(status == 0, "\(executable) \(arguments.joined(separator: " ")):\n\(text.suffix(3000))")
   return text
 }
 

@@ -31,6 +31,22 @@ public func runProcess(_ arguments: [String], seconds: Double = 600) async throw
   }
 }
 
+/// Runs a command to completion on the calling thread (for synchronous tests; keep it short:
+/// the thread is blocked meanwhile), in `directory` if given, and returns its exit status and
+/// standard output. Foundation's `Process` is not used: it can leave an exited child unreaped
+/// and wait forever, and a blocked synchronous test holds one of the few cooperative threads.
+public func runProcessBlocking(_ arguments: [String], in directory: URL? = nil, seconds: Double = 300) throws -> (status: Int32, output: String) {
+  let command = directory.map { ["sh", "-c", "cd \"$0\" && exec \"$@\"", $0.path] + arguments } ?? arguments
+  let child = try Child(command, input: false)
+  let deadline = Child.now() + seconds
+  let output = child.readAll(until: deadline)
+  guard let status = child.wait(until: deadline) else {
+    child.forceExit()
+    throw Child.Failure(description: "\(arguments.joined(separator: " ")) did not finish in \(Int(seconds)) s (killed)")
+  }
+  return (status, String(decoding: output, as: UTF8.self))
+}
+
 /// glibc's pipe2 (hidden from Swift behind _GNU_SOURCE): both ends close-on-exec from the
 /// start, so no child spawned meanwhile by another thread inherits them.
 @_silgen_name("pipe2")
