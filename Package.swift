@@ -207,6 +207,28 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // Calls to a neighbour that fails or is slow: circuit breakers and bulkheads.
+    .target(
+      name: "Resilience",
+      dependencies: ["QuadRPC", "GRPCWire", .product(name: "CoreMetrics", package: "swift-metrics")],
+      swiftSettings: swiftSettings
+    ),
+
+    // Events over HTTP for systems without gRPC: signed webhook deliveries from a consumer group.
+    .target(
+      name: "Webhooks",
+      dependencies: [
+        "EventConsumers", "EventRelay", "EventStore", "ProtoDescriptors", "Resilience",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
     // What operators see: per-call metrics and log lines, platform gauges, JSON logs, /metrics.
     .target(
       name: "Observability",
@@ -264,7 +286,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -421,6 +443,16 @@ let package = Package(
         "Authorization", "Authentication", "RateLimiting", "CampusContracts", "EventsService", "HealthService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "TestSupport",
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "ResilienceTests",
+      dependencies: ["Resilience", "QuadRPC", "QuadProtobuf", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "WebhooksTests",
+      dependencies: ["Webhooks", "CampusContracts", "EventsService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

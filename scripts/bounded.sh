@@ -4,8 +4,8 @@
 #
 # The command runs in a process group of its own, with its output line-buffered (stdbuf) so
 # nothing is lost in a buffer when it is killed. At the bound, every test process in the group
-# gets its threads' backtraces printed (gdb), then the whole group is terminated, so no child it
-# left behind (a server, a peer) keeps the output pipe open. Exit status: the command's, or 124
+# gets its threads' backtraces printed (gdb), then the whole session is terminated, so no child
+# it left behind (a server, a peer) keeps the output pipe open. Exit status: the command's, or 124
 # when it ran out of time.
 set -uo pipefail
 limit=$1
@@ -32,9 +32,11 @@ if kill -0 "$leader" 2>/dev/null; then
   done
   echo "bounded: the processes still running:" >&2
   ps -o pid,etimes,args -s "$leader" 2>/dev/null | cut -c1-200 >&2
-  kill -TERM -- "-$leader" 2>/dev/null
+  # The whole session: children in process groups of their own (swift-test puts the test
+  # binary in one) still hold the output pipe.
+  pkill -TERM -s "$leader" 2>/dev/null
   sleep 10
-  kill -KILL -- "-$leader" 2>/dev/null
+  pkill -KILL -s "$leader" 2>/dev/null
   wait "$leader" 2>/dev/null
   exit 124
 fi

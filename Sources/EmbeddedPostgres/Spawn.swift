@@ -25,9 +25,17 @@ enum Spawn {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
-    // Its own process group: a Ctrl-C meant for quad does not kill the server under it.
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+    // Its own process group: a Ctrl-C meant for quad does not kill the server under it. No
+    // signal blocked and every one at its default: the spawning thread may be a pool thread
+    // with signals blocked, and a child inherits that mask.
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     posix_spawnattr_setpgroup(&attributes, 0)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigdefault(&attributes, &all)
     var pid: pid_t = 0
     let status = withCStrings(argv) { args in
       withCStrings(environment) { env in posix_spawn(&pid, argv[0], &actions, &attributes, args, env) }

@@ -11,9 +11,11 @@ internal import NIOCore
 internal import Observability
 internal import Postgres
 internal import Prometheus
+internal import ProtoDescriptors
 internal import QuadRPC
 internal import ServiceLifecycle
 internal import UnixSignals
+internal import Webhooks
 
 /// `quad serve`: the main job. The event log and its services on one port, on the PostgreSQL
 /// named by `--database-url` (or `QUAD_DATABASE_URL`), or on a private cluster in `--data-dir`.
@@ -56,6 +58,9 @@ struct ServeCommand: AsyncParsableCommand {
 
   @OptionGroup(title: "Security")
   var security: SecurityOptions
+
+  @OptionGroup(title: "Webhooks")
+  var webhooks: WebhookOptions
 
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
@@ -133,12 +138,23 @@ struct ServeCommand: AsyncParsableCommand {
     FileHandle.standardOutput.write(Data(
       "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics\(secured.summary)) on 0.0.0.0:\(server.port)\n".utf8))
 
+    let sinks: [WebhookSink]
+    do {
+      let codec = (try? DescriptorPool(files: EventsService.protoFiles + campus.protoFiles)).map { DynamicCodec(pool: $0, ignoreUnknownFields: true) }
+      sinks = try webhooks.sinks(relay: platform.relay, codec: codec)
+    } catch {
+      try? await server.stop()
+      await metrics.stop()
+      platform.store.pool.shutdown()
+      try? await embedded?.stop()
+      throw error
+    }
     var outcome: Result<Void, any Error> = .success(())
     let beside = campus.services + [
       .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
       .init(service: MetricsSampler(metrics: PlatformMetrics(relay: platform.relay)), serviceName: "metrics"),
       .init(service: SecurityReloader(security: secured, server: server, logger: logger), serviceName: "security-reload"),
-    ]
+    ] + sinks.map { .init(service: WebhookService(sink: $0), serviceName: "webhook.\($0.name)") }
     do { try await runUntilSignalled(server, relay: platform.relay, health: health, logger: logger, beside: beside) } catch { outcome = .failure(error) }
     await metrics.stop()
     platform.store.pool.shutdown()

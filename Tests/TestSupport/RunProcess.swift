@@ -89,8 +89,20 @@ final class Child: @unchecked Sendable {
     var pid: pid_t = 0
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { for a in cArgs { free(a) } }
+    // No signal blocked and every one at its default: the spawning thread descends from a pool
+    // thread with signals blocked, and a child inherits the mask (a SIGTERM would never land).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigdefault(&attributes, &all)
     let spawned = cArgs.withUnsafeBufferPointer { args in
-      posix_spawn(&pid, argv[0], &actions, nil, UnsafeMutablePointer(mutating: args.baseAddress!), environ)
+      posix_spawn(&pid, argv[0], &actions, &attributes, UnsafeMutablePointer(mutating: args.baseAddress!), environ)
     }
     close(out[1])
     if withInput { close(inp[0]) }
