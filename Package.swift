@@ -214,6 +214,13 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // quad.admin.v1.Admin: a running quad's own state (its circuit breakers).
+    .target(
+      name: "AdminService",
+      dependencies: ["QuadProtobuf", "QuadRPC", "GRPCWire", "Resilience"],
+      swiftSettings: swiftSettings
+    ),
+
     // Events over HTTP for systems without gRPC: signed webhook deliveries from a consumer group.
     .target(
       name: "Webhooks",
@@ -286,7 +293,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks", "AdminService",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -452,7 +459,7 @@ let package = Package(
     ),
     .testTarget(
       name: "WebhooksTests",
-      dependencies: ["Webhooks", "CampusContracts", "EventsService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      dependencies: ["Webhooks", "AdminService", "CampusContracts", "EventsService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

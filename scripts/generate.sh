@@ -41,6 +41,8 @@ gen Sources/ReflectionService/Generated "Visibility=Package,FileNaming=PathToUnd
 # quad.events.v1 (the event log over gRPC) and quad.v1's contract options.
 gen Sources/EventsService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
   quad/v1/options.proto quad/events/v1/events.proto
+# quad.admin.v1: the operator's view of a running quad (circuit breakers).
+gen Sources/AdminService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos quad/admin/v1/admin.proto
 # The campus contracts (campus.*.v1): every bounded context's service, commands, queries and events.
 gen Sources/CampusContracts/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
   $(cd Protos && find campus -name '*.proto' | sort)

@@ -33,6 +33,8 @@ package final class CircuitBreaker: Sendable {
     package var rejected: Int
     /// Times it opened.
     package var opened: Int
+    package var failureThreshold: Int
+    package var openSeconds: Double
   }
 
   /// Why a call was not let through.
@@ -128,7 +130,12 @@ package final class CircuitBreaker: Sendable {
   }
 
   package var snapshot: Snapshot {
-    inner.withLock { Snapshot(target: target, state: $0.state, consecutiveFailures: $0.failures, rejected: $0.rejected, opened: $0.opened) }
+    let open = settings.openDuration.components
+    return inner.withLock {
+      Snapshot(
+        target: target, state: $0.state, consecutiveFailures: $0.failures, rejected: $0.rejected, opened: $0.opened,
+        failureThreshold: settings.failureThreshold, openSeconds: Double(open.seconds) + Double(open.attoseconds) / 1e18)
+    }
   }
 
   private func publish() {

@@ -1,3 +1,4 @@
+internal import AdminService
 internal import ArgumentParser
 internal import EmbeddedPostgres
 internal import EventRelay
@@ -115,7 +116,8 @@ struct ServeCommand: AsyncParsableCommand {
     let served = [Quad_Events_V1_Events.serviceName] + campus.contexts.map(\.serviceName)
     let health = HealthService()
     for name in served { health.setStatus(.serving, for: name) }
-    var routes = try withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles, health: health)
+    AdminService().register(in: &router)
+    var routes = try withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles + AdminService.protoFiles, health: health)
     routes.intercept(with: RPCObserver(logger: Logger(label: "quad.rpc"), methods: routes.paths))
     for interceptor in secured.interceptors { routes.intercept(with: interceptor) }
     let metrics: MetricsEndpoint

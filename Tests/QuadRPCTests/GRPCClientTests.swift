@@ -98,15 +98,26 @@ struct GRPCClientTests {
                       "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
     """#
 
-  @Test("Retries follow the retryPolicy: retryable codes only, attempts capped, pushback honoured")
+  @Test("Retries follow the retryPolicy for idempotent calls only: retryable codes only, attempts capped, pushback honoured")
   func retries() async throws {
     let config = try ServiceConfig(json: Self.retryConfig)
     // Two failures, then success on the third attempt.
     let p = ServerProbe()
     let s = try await Self.server(id: 7, probe: p, failFirst: 2)
     let client = try GRPCClient(target: "127.0.0.1:\(s.port)", serviceConfig: config)
-    #expect(try await Self.call(client).id == 7)
+    #expect(try await Self.call(client, options: CallOptions(idempotent: true)).id == 7)
     #expect(p.calls.withLock { $0 } == 3)
+    // A call not marked idempotent is sent once: the server may have acted on it.
+    let once = ServerProbe()
+    let s1 = try await Self.server(id: 7, probe: once, failFirst: 2)
+    let c1 = try GRPCClient(target: "127.0.0.1:\(s1.port)", serviceConfig: config)
+    await #expect(throws: RPCError.self) { _ = try await Self.call(c1) }
+    #expect(once.calls.withLock { $0 } == 1)
+    // An idempotency key makes a write repeatable.
+    #expect(try await Self.call(c1, options: CallOptions(metadata: [("idempotency-key", .text("k-1"))])).id == 7)
+    #expect(once.calls.withLock { $0 } == 3)
+    await c1.close()
+    try await s1.stop()
     await client.close()
     try await s.stop()
 
@@ -114,7 +125,7 @@ struct GRPCClientTests {
     let p2 = ServerProbe()
     let s2 = try await Self.server(id: 7, probe: p2, failFirst: 100)
     let c2 = try GRPCClient(target: "127.0.0.1:\(s2.port)", serviceConfig: config)
-    await #expect(throws: RPCError.self) { _ = try await Self.call(c2) }
+    await #expect(throws: RPCError.self) { _ = try await Self.call(c2, options: CallOptions(idempotent: true)) }
     #expect(p2.calls.withLock { $0 } == 4)
     await c2.close()
     try await s2.stop()
@@ -125,7 +136,7 @@ struct GRPCClientTests {
       let s3 = try await Self.server(id: 7, probe: p3, failFirst: 100, failWith: code, pushback: pushback)
       let c3 = try GRPCClient(target: "127.0.0.1:\(s3.port)", serviceConfig: config)
       do {
-        _ = try await Self.call(c3)
+        _ = try await Self.call(c3, options: CallOptions(idempotent: true))
         Issue.record("call succeeded")
       } catch let e as RPCError {
         #expect(e.code == code)

@@ -1,3 +1,4 @@
+internal import AdminService
 internal import CampusContracts
 internal import EventsService
 internal import Foundation
@@ -102,6 +103,12 @@ struct WebhookDeliveryTests {
     try await eventually("the breaker opens") {
       try await scrape().contains("quad_circuit_breaker_state{target=\"webhook:campus\"} 2")
     }
+    // The admin RPC shows it too.
+    let admin = Quad_Admin_V1_Admin.Client(grpc)
+    let open = try await admin.listCircuitBreakers(Quad_Admin_V1_ListCircuitBreakersRequest(), options: CallOptions(timeout: .seconds(10)))
+    let breaker = try #require(open.breakers.first { $0.target == "webhook:campus" })
+    #expect(breaker.state == .open || breaker.state == .halfOpen, "\(breaker.state)")
+    #expect(breaker.opened >= 1 && breaker.failureThreshold == 5)
     // Back on the same port: the breaker lets a probe through, closes, and the rest follow.
     receiver = try await BackgroundProcess.start(["python3", Self.verifier, "--port", String(hookPort), "--secret-file", secretFile, "--out", out])
     #expect(receiver.firstLine == String(hookPort))
@@ -111,6 +118,8 @@ struct WebhookDeliveryTests {
     try await eventually("the breaker closes") {
       try await scrape().contains("quad_circuit_breaker_state{target=\"webhook:campus\"} 0")
     }
+    #expect(try await admin.listCircuitBreakers(Quad_Admin_V1_ListCircuitBreakersRequest(), options: CallOptions(timeout: .seconds(10)))
+      .breakers.first { $0.target == "webhook:campus" }?.state == .closed)
     // Nothing was parked.
     let parked = try await Quad_Events_V1_Events.Client(grpc).listParked(Quad_Events_V1_ListParkedRequest(), options: CallOptions(timeout: .seconds(10)))
     #expect(parked.events.isEmpty, "\(parked.events.map(\.consumer))")

@@ -9,12 +9,20 @@ package struct CallOptions: Sendable {
   package var metadata: Metadata
   /// Compress request messages with gzip.
   package var compressRequests: Bool
+  /// The call may be repeated without harm (a query, or a write with an `idempotency-key`,
+  /// which counts as idempotent by itself). Only such calls are retried by a `retryPolicy`
+  /// once the server may have seen them.
+  package var idempotent: Bool
 
-  package init(timeout: Duration? = nil, metadata: Metadata = [], compressRequests: Bool = false) {
+  package init(timeout: Duration? = nil, metadata: Metadata = [], compressRequests: Bool = false, idempotent: Bool = false) {
     self.timeout = timeout
     self.metadata = metadata
     self.compressRequests = compressRequests
+    self.idempotent = idempotent
   }
+
+  /// Whether the call may be sent again after the server may have seen it.
+  var mayRepeat: Bool { idempotent || metadata.first("idempotency-key") != nil }
 
   /// Options that end the call at `deadline`: a handler passes its own `context.deadline` on to
   /// the calls it makes.

@@ -342,7 +342,9 @@ package final class GRPCClient: Sendable {
         do {
           return try await Self.single(open, Response.self)
         } catch let e as RPCError {
-          let committed = open.call.receivedResponseHeaders
+          // Once sent, only a call that may be repeated is retried (the server may have acted
+          // on it); a failure to open a stream above sent nothing and is always retryable.
+          let committed = open.call.receivedResponseHeaders || !context.options.mayRepeat
           guard let delay = Self.retryDelay(retry, attempt: attempt, error: e, committed: committed, deadline: deadline) else { throw e }
           try await Task.sleep(for: delay)
           attempt += 1
