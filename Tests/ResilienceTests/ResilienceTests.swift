@@ -79,17 +79,23 @@ struct ResilienceTests {
     #expect(bulkhead.running == 0)
   }
 
-  @Test("In front of a real server: calls fail UNAVAILABLE while it is down, the breaker opens and answers at once, and closes again when the server is back")
+  @Test("In front of a real server: calls fail UNAVAILABLE while it is failing, the breaker opens and answers at once without calling it, and closes again when it is back")
   func breakerAgainstServer() async throws {
+    let down = Gate()  // open = the server fails every call
+    let served = Counter()
     var router = Router()
-    router.registerUnary("/test.Echo/Say") { bytes, _ in bytes }
-    var server = try await GRPCServer.start(router: router, host: "127.0.0.1", port: 0)
-    let port = server.port
+    router.registerUnary("/test.Echo/Say") { bytes, _ in
+      served.add()
+      if down.isOpen { throw RPCError(code: .unavailable, message: "the test server is down") }
+      return bytes
+    }
+    let server = try await GRPCServer.start(router: router, host: "127.0.0.1", port: 0)
     let breaker = CircuitBreaker(target: "test:echo", settings: .init(failureThreshold: 2, openDuration: .milliseconds(500)))
-    let client = try GRPCClient(target: "127.0.0.1:\(port)", interceptors: [ResilientCalls(breaker: breaker, bulkhead: Bulkhead(target: "test:echo", maximumConcurrent: 8))])
+    let client = try GRPCClient(
+      target: "127.0.0.1:\(server.port)", interceptors: [ResilientCalls(breaker: breaker, bulkhead: Bulkhead(target: "test:echo", maximumConcurrent: 8))])
     func call() async -> RPCError? {
       do {
-        _ = try await client.unary("/test.Echo/Say", request: Google_Protobuf_Duration(), responseType: Google_Protobuf_Duration.self, options: CallOptions(timeout: .seconds(5)))
+        _ = try await client.unary("/test.Echo/Say", request: Google_Protobuf_Duration(), responseType: Google_Protobuf_Duration.self, options: CallOptions(timeout: .seconds(30)))
         return nil
       } catch let e as RPCError {
         return e
@@ -98,17 +104,19 @@ struct ResilienceTests {
       }
     }
     #expect(await call() == nil)
-    try await server.stop()
+    down.open()
     #expect(await call()?.code == .unavailable)
     #expect(await call()?.code == .unavailable)
     #expect(breaker.snapshot.state == .open)
+    let before = served.value
     let refused = await call()
     #expect(refused?.code == .unavailable && refused?.message.contains("circuit breaker for test:echo is open") == true, "\(String(describing: refused))")
-    server = try await GRPCServer.start(router: router, host: "127.0.0.1", port: port)
+    #expect(served.value == before, "an open breaker does not call the server")
+    down.close()
     let deadline = ContinuousClock.now + .seconds(30)
     while breaker.snapshot.state != .closed && ContinuousClock.now < deadline {
       _ = await call()
-      try await Task.sleep(for: .milliseconds(200))
+      try await Task.sleep(for: .milliseconds(100))
     }
     #expect(breaker.snapshot.state == .closed, "closed again once the server is back")
     #expect(await call() == nil)
@@ -117,10 +125,19 @@ struct ResilienceTests {
   }
 }
 
+/// Counts calls.
+final class Counter: Sendable {
+  private let count = Mutex(0)
+  func add() { count.withLock { $0 += 1 } }
+  var value: Int { count.withLock { $0 } }
+}
+
 /// Holds tasks until opened.
 final class Gate: Sendable {
   private let opened = Mutex(false)
   func open() { opened.withLock { $0 = true } }
+  func close() { opened.withLock { $0 = false } }
+  var isOpen: Bool { opened.withLock { $0 } }
   func wait() async {
     while !opened.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
   }

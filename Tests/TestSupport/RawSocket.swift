@@ -174,8 +174,10 @@ public final class RawListener: @unchecked Sendable {
   /// Accepts one connection and reads until the peer closes it or `seconds` pass; returns what
   /// arrived and whether the peer closed.
   public func acceptAndRead(seconds: Double) -> (bytes: [UInt8], closed: Bool) {
+    // The wait for the connection is generous: on a loaded machine the client's task may start
+    // connecting many seconds late.
     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    guard poll(&p, 1, Int32(seconds * 1000)) > 0 else { return ([], false) }
+    guard poll(&p, 1, Int32(max(seconds, 120) * 1000)) > 0 else { return ([], false) }
     let c = accept(fd, nil, nil)
     guard c >= 0 else { return ([], false) }
     defer { close(c) }
