@@ -463,6 +463,11 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "ChaosTests",
+      dependencies: ["AdminService", "CampusContracts", "EventsService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "QuadCodeGenTests",
       dependencies: ["QuadCodeGen", "QuadProtobuf", "TestSupport"],
       swiftSettings: swiftSettings

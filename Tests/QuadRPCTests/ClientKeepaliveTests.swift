@@ -1,4 +1,5 @@
 internal import BenchService
+internal import Foundation
 internal import GRPCWire
 internal import QuadProtobuf
 internal import QuadRPC
@@ -12,7 +13,9 @@ struct ClientKeepaliveTests {
   @Test("A silent server: the client PINGs, gives up after the timeout, and the call fails UNAVAILABLE long before its deadline")
   func silentServer() async throws {
     let listener = try RawListener()
-    async let seen = RawSocket.run { listener.acceptAndRead(seconds: 20) }
+    // The listener's thread starts here, not from a child task the loaded pool may start late.
+    let box = SeenBox()
+    Thread.detachNewThread { box.set(listener.acceptAndRead(seconds: 20)) }
     var settings = ClientSettings()
     settings.keepaliveInterval = .milliseconds(200)
     settings.keepaliveTimeout = .milliseconds(300)
@@ -28,7 +31,8 @@ struct ClientKeepaliveTests {
     // Keepalive (0.2 s + 0.3 s), not the 30 s deadline, ended it: the error says so. (No bound
     // on the time: a loaded CI machine runs this anywhere between 0.5 s and many seconds.)
     print("client keepalive: a silent server detected after \(ContinuousClock.now - start)")
-    let (bytes, closed) = try await seen
+    while box.value == nil { try await Task.sleep(for: .milliseconds(50)) }
+    let (bytes, closed) = box.value!
     #expect(closed, "the client closed the connection")
     #expect(RawFrames.parse(Array(bytes.dropFirst(RawFrames.preface.count))).contains { $0.type == 6 && $0.flags & 1 == 0 }, "a PING was sent")
     await client.close()
@@ -54,4 +58,11 @@ struct ClientKeepaliveTests {
     await client.close()
     try await server.stop()
   }
+}
+
+/// What the silent listener saw, set from its thread.
+final class SeenBox: Sendable {
+  private let seen = Mutex<(bytes: [UInt8], closed: Bool)?>(nil)
+  func set(_ value: (bytes: [UInt8], closed: Bool)) { seen.withLock { $0 = value } }
+  var value: (bytes: [UInt8], closed: Bool)? { seen.withLock { $0 } }
 }
