@@ -142,7 +142,10 @@ struct HostileClientTests {
   }
 
   /// Sends the preface, then `attack`, and reads the server's answer.
-  static func attack(_ port: Int, _ frames: [UInt8]) async throws -> (goAway: UInt32?, closed: Bool) {
+  /// Sends `frames` and reads until the connection is closed: as this client sees it, or as the
+  /// server's own count of open connections says (`serverClosed`, checked while this client's
+  /// socket is still open, so its own close cannot be mistaken for the server's).
+  static func attack(_ port: Int, _ frames: [UInt8], serverClosed: @escaping @Sendable () -> Bool = { false }) async throws -> (goAway: UInt32?, closed: Bool) {
     try await RawSocket.run {
       let socket = try RawSocket(port: port)
       socket.send(RawFrames.preface + RawFrames.settings + RawFrames.settingsAck)
@@ -155,7 +158,7 @@ struct HostileClientTests {
       while !closed && ContinuousClock.now < deadline {
         let (bytes, c) = socket.receive(quiet: 1)
         all += bytes
-        closed = c
+        closed = c || serverClosed()
       }
       return (RawFrames.goAwayCode(all), closed)
     }
@@ -178,7 +181,7 @@ struct HostileClientTests {
     var results: [String: (UInt32?, Bool)] = [:]
     for (name, frames) in [("ping", pings), ("settings", settings), ("window_update", windowUpdates),
                            ("empty_data", emptyData), ("rapid_reset", rapidReset), ("open_streams", openStreams)] {
-      let r = try await Self.attack(server.port, frames)
+      let r = try await Self.attack(server.port, frames, serverClosed: { server.connectionCount == 0 })
       results[name] = (r.goAway, r.closed)
       #expect(r.goAway != nil && r.goAway != 0, "\(name): GOAWAY \(String(describing: r.goAway))")
       #expect(r.closed, "\(name): connection closed")

@@ -46,6 +46,7 @@ public final class RawSocket: @unchecked Sendable {
     while out.count < limit {
       var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
       let ready = poll(&p, 1, Int32(quiet * 1000))
+      if ready < 0 && errno == EINTR { continue }  // a signal (a child exiting), not silence
       if ready <= 0 { return (out, false) }
       let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
       if n <= 0 { return (out, true) }
@@ -177,16 +178,20 @@ public final class RawListener: @unchecked Sendable {
     // The wait for the connection is generous: on a loaded machine the client's task may start
     // connecting many seconds late.
     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    guard poll(&p, 1, Int32(max(seconds, 120) * 1000)) > 0 else { return ([], false) }
+    var ready: Int32
+    repeat { ready = poll(&p, 1, Int32(max(seconds, 120) * 1000)) } while ready < 0 && errno == EINTR
+    guard ready > 0 else { return ([], false) }
     let c = accept(fd, nil, nil)
     guard c >= 0 else { return ([], false) }
     defer { close(c) }
     var out: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65_536)
-    let end = Date().addingTimeInterval(seconds)
+    let end = Date().addingTimeInterval(max(seconds, 60))
     while Date() < end {
       var q = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
-      guard poll(&q, 1, 50) >= 0 else { break }
+      let ready = poll(&q, 1, 50)
+      if ready < 0 && errno == EINTR { continue }  // a signal (a child exiting), not an error
+      guard ready >= 0 else { break }
       if q.revents == 0 { continue }
       let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
       if n <= 0 { return (out, true) }

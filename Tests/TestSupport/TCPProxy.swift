@@ -127,7 +127,9 @@ public final class TCPProxy: @unchecked Sendable {
     var buffer = [UInt8](repeating: 0, count: 65_536)
     loop: while true {
       var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
-      guard poll(&fds, 2, 1000) >= 0 else { break }
+      let ready = poll(&fds, 2, 1000)
+      if ready < 0 && errno == EINTR { continue }
+      guard ready >= 0 else { break }
       for (i, f) in fds.enumerated() where f.revents != 0 {
         let from = i == 0 ? a : b
         let to = i == 0 ? b : a
