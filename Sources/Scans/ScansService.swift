@@ -192,6 +192,8 @@ package struct ScansService: Campus_Scans_V1_Scans.ServiceProtocol {
     if rows.count > size, let last = rows.prefix(size).last {
       response.nextPageToken = PageToken.encode("\(last.1)/\(last.0.scanId)")
     }
+    // Where people were and when: personal data, audited by whose it was.
+    AuditLog.personalDataRead(context, subjects: Array(Set(response.scans.map(\.studentId).filter { !$0.isEmpty })).sorted())
     return response
   }
 

@@ -137,6 +137,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     let violations = Self.idViolations(request.studentId, expectedVersion: 0)
     guard violations.isEmpty else { throw RPCError.invalidArgument(violations) }
     guard let student = try await mapped({ try await current(request.studentId) }) else { throw Self.notFound(request.studentId) }
+    AuditLog.personalDataRead(context, subjects: [student.studentId])
     return student
   }
 
@@ -162,6 +163,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     var response = Campus_Students_V1_ListStudentsResponse()
     response.students = Array(rows.prefix(size))
     if rows.count > size, let last = response.students.last { response.nextPageToken = PageToken.encode(last.studentId) }
+    AuditLog.personalDataRead(context, subjects: response.students.map(\.studentId))
     return response
   }
 
@@ -187,6 +189,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       return entry
     }
     if events.count > size { response.nextPageToken = PageToken.encode(String(events[size].version)) }
+    AuditLog.personalDataRead(context, subjects: [request.studentId])
     return response
   }
 
@@ -203,6 +206,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     guard let student = try await mapped({ try await rebuild(request.studentId, asOfMicroseconds: asOf) }) else {
       throw RPCError(code: .notFound, message: "student \(request.studentId) was not registered by then")
     }
+    AuditLog.personalDataRead(context, subjects: [student.studentId])
     return student
   }
 

@@ -174,6 +174,12 @@ struct SecuredServeTests {
     #expect(lines.contains { $0.contains("permission denied") && $0.contains("user:S1") && $0.contains("/campus.students.v1.Students/ListStudents") })
     #expect(lines.contains { $0.contains("unauthenticated call refused") && $0.contains("expired") })
     #expect(!lines.contains { $0.contains("eyJ") }, "no token in the log")
+    // Every read of personal data is audited with who, what and whose.
+    let audits = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+      .filter { $0["message"] as? String == "personal data read" }
+    #expect(audits.contains { $0["identity"] as? String == "user:S1" && $0["method"] as? String == "/campus.students.v1.Students/GetStudent" && $0["subjects"] as? String == "S1" })
+    #expect(audits.contains { $0["identity"] as? String == "user:registrar-2" && $0["method"] as? String == "/campus.students.v1.Students/ListStudents" && $0["subjects"] as? String == "S1,S2" })
+    #expect(!audits.contains { $0["subjects"] as? String == "S2" && $0["identity"] as? String == "user:S1" }, "a denied read is not a read")
     try? FileManager.default.removeItem(at: dir)
   }
 
