@@ -52,6 +52,11 @@ public func runProcessBlocking(_ arguments: [String], in directory: URL? = nil, 
 @_silgen_name("pipe2")
 private func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
 
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+; hidden from Swift behind
+/// _GNU_SOURCE): the child closes every descriptor from `from` up.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func addCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
 /// A child process started with posix_spawn and reaped with waitpid. Not Foundation's
 /// `Process`: with many children at once its reaper misses exits, and `waitUntilExit` waits
 /// forever on a zombie.
@@ -85,6 +90,9 @@ final class Child: @unchecked Sendable {
       posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     }
     posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+    // Nothing else of this process: SwiftNIO's sockets are not close-on-exec, and a child that
+    // kept one (a server running for minutes) would keep a closed connection open for its peer.
+    _ = addCloseFrom(&actions, 3)
     let argv = ["/usr/bin/env"] + arguments
     var pid: pid_t = 0
     let cArgs = argv.map { strdup($0) } + [nil]

@@ -122,20 +122,26 @@ public final class TestPostgres: Sendable {
     _ = await Self.runShell(script)
   }
 
-  /// Runs a bash script with `system(3)` on a thread of its own and returns its exit status and
-  /// output. Not Foundation's `Process`: it misses the exit of a script that starts a daemon
-  /// through `runuser` and `pg_ctl`, and waits forever.
+  /// Runs a bash script on a thread of its own (TestSupport's spawn: no descriptor of this
+  /// process reaches the server it may start) and returns its exit status and output, killing
+  /// it after 300 s. Not Foundation's `Process`: it misses the exit of a script that starts a
+  /// daemon through `runuser` and `pg_ctl`, and waits forever.
   static func runShell(_ script: String) async -> (status: Int32, output: String) {
     await withCheckedContinuation { continuation in
       Thread.detachNewThread {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("quad-sh-\(UUID().uuidString)").path
         try? script.write(toFile: base + ".sh", atomically: true, encoding: .utf8)
-        let raw = system("bash '\(base).sh' >'\(base).out' 2>&1 </dev/null")
-        let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        // Through TestSupport's spawn, not system(3): the server pg_ctl starts must not inherit
+        // this process's sockets (SwiftNIO's are not close-on-exec).
+        var status: Int32 = -1
+        var output = ""
+        if let child = try? Child(["bash", "-c", "exec bash \"$0\" 2>&1", base + ".sh"], input: false) {
+          let deadline = Child.now() + 300
+          output = String(decoding: child.readAll(until: deadline), as: UTF8.self)
+          if let exited = child.wait(until: deadline) { status = exited } else { child.forceExit() }
+        }
         try? FileManager.default.removeItem(atPath: base + ".sh")
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        // system(3) returns a wait status: the exit code is in bits 8-15.
-        continuation.resume(returning: (raw == -1 ? -1 : (raw >> 8) & 0xFF, output))
+        continuation.resume(returning: (status, output))
       }
     }
   }
