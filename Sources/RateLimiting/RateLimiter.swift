@@ -37,7 +37,7 @@ package struct RateLimiter: ServerInterceptor {
     guard !context.path.hasPrefix("/grpc.health.v1.Health/") else { return try await next(context) }
     let identity = Principal.current?.description ?? "peer:" + Self.host(context.peer)
     if let wait = buckets.take(identity, settings, now: ContinuousClock.now) {
-      let seconds = Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up))
+      let seconds = Int((wait / .seconds(1)).rounded(.up))
       context.addTrailingMetadata([("retry-after", .text(String(max(seconds, 1))))])
       logger.notice("rate limited", metadata: ["identity": "\(identity)", "method": "\(context.path)"])
       throw RPCError.resourceExhausted("rate limit: \(settings.rate) calls/s for \(identity); retry later", retryAfter: wait)
@@ -69,7 +69,7 @@ package struct RateLimiter: ServerInterceptor {
         }
         var bucket = all[key] ?? Bucket(tokens: settings.burst, at: now)
         let elapsed = now - bucket.at
-        let refill = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * settings.rate
+        let refill = elapsed / .seconds(1) * settings.rate
         bucket.tokens = min(settings.burst, bucket.tokens + refill)
         bucket.at = now
         defer { all[key] = bucket }

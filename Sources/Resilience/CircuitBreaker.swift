@@ -69,49 +69,51 @@ package final class CircuitBreaker: Sendable {
 
   /// Lets a call through (and counts it as a probe when half-open), or throws ``Open``.
   package func admit(now: ContinuousClock.Instant = .now) throws(Open) {
-    let refusal: Duration? = inner.withLock { s in
+    let (refusal, changed): (Duration?, State?) = inner.withLock { s in
       switch s.state {
       case .closed:
-        return nil
+        return (nil, nil)
       case .open:
         let until = s.openedAt! + settings.openDuration
         guard now >= until else {
           s.rejected += 1
-          return until - now
+          return (until - now, nil)
         }
         s.state = .halfOpen
         s.probes = 1
-        return nil
+        return (nil, .halfOpen)
       case .halfOpen:
         guard s.probes < settings.halfOpenProbes else {
           s.rejected += 1
-          return settings.openDuration
+          return (settings.openDuration, nil)
         }
         s.probes += 1
-        return nil
+        return (nil, nil)
       }
     }
-    publish()
+    publish(changed)
     if let refusal { throw Open(target: target, retryAfter: refusal) }
   }
 
   /// Records the outcome of a call ``admit(now:)`` let through.
   package func record(success: Bool, now: ContinuousClock.Instant = .now) {
-    inner.withLock { s in
+    let changed: State? = inner.withLock { s in
+      let before = s.state
       if s.state == .halfOpen { s.probes = max(s.probes - 1, 0) }
       if success {
         s.failures = 0
         s.state = .closed
-        return
+      } else {
+        s.failures += 1
+        if s.state == .halfOpen || s.failures >= settings.failureThreshold {
+          if s.state != .open { s.opened += 1 }
+          s.state = .open
+          s.openedAt = now
+        }
       }
-      s.failures += 1
-      if s.state == .halfOpen || s.failures >= settings.failureThreshold {
-        if s.state != .open { s.opened += 1 }
-        s.state = .open
-        s.openedAt = now
-      }
+      return s.state == before ? nil : s.state
     }
-    publish()
+    publish(changed)
   }
 
   /// Runs `body` through the breaker; `isFailure` says which errors count against the target
@@ -130,15 +132,17 @@ package final class CircuitBreaker: Sendable {
   }
 
   package var snapshot: Snapshot {
-    let open = settings.openDuration.components
-    return inner.withLock {
+    inner.withLock {
       Snapshot(
         target: target, state: $0.state, consecutiveFailures: $0.failures, rejected: $0.rejected, opened: $0.opened,
-        failureThreshold: settings.failureThreshold, openSeconds: Double(open.seconds) + Double(open.attoseconds) / 1e18)
+        failureThreshold: settings.failureThreshold, openSeconds: settings.openDuration / .seconds(1))
     }
   }
 
-  private func publish() {
+  /// Sets the gauge when the state changed (not on every call), to the state now (another
+  /// thread may have changed it since).
+  private func publish(_ changed: State?) {
+    guard changed != nil else { return }
     let state = inner.withLock { $0.state }
     gauge.record(state == .closed ? 0 : state == .halfOpen ? 1 : 2)
   }

@@ -37,9 +37,8 @@ package final class HTTPPoster: Sendable {
     if let query = url.query { path += "?" + query }
     let tls = self.tls
     let promise = group.next().makePromise(of: Int.self)
-    let seconds = Int64(timeout.components.seconds) * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
     let bootstrap = ClientBootstrap(group: group)
-      .connectTimeout(.milliseconds(seconds))
+      .connectTimeout(TimeAmount(timeout))
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           if secure {
@@ -56,7 +55,7 @@ package final class HTTPPoster: Sendable {
       promise.fail(error)
       throw Failure(description: "cannot connect to \(host):\(port): \(error)")
     }
-    let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(seconds)) {
+    let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
       promise.fail(Failure(description: "no answer from \(host):\(port) within \(timeout)"))
       channel.close(promise: nil)
     }
