@@ -28,6 +28,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+    .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
   ],
   targets: [
     // C libraries: one system-library target each (used by the next issues).
@@ -236,6 +238,20 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // Where a request went: W3C traceparent on every call and event, spans exported over OTLP/gRPC.
+    .target(
+      name: "OTLPTracing",
+      dependencies: [
+        "EventRelay", "EventStore", "EventsService", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+        .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+        .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
     // What operators see: per-call metrics and log lines, platform gauges, JSON logs, /metrics.
     .target(
       name: "Observability",
@@ -293,7 +309,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks", "AdminService",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks", "AdminService", "OTLPTracing",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -450,6 +466,18 @@ let package = Package(
         "Authorization", "Authentication", "RateLimiting", "CampusContracts", "EventsService", "HealthService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "TestSupport",
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "OTLPTracingTests",
+      dependencies: [
+        "OTLPTracing", "CampusContracts", "EventsService", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport",
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+        .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+        .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      exclude: ["python"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

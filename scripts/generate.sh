@@ -43,6 +43,10 @@ gen Sources/EventsService/Generated "Visibility=Package,FileNaming=PathToUndersc
   quad/v1/options.proto quad/events/v1/events.proto
 # quad.admin.v1: the operator's view of a running quad (circuit breakers).
 gen Sources/AdminService/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos quad/admin/v1/admin.proto
+# OTLP/gRPC trace export (opentelemetry.proto.*, copied from open-telemetry/opentelemetry-proto).
+gen Sources/OTLPTracing/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos \
+  opentelemetry/proto/common/v1/common.proto opentelemetry/proto/resource/v1/resource.proto \
+  opentelemetry/proto/trace/v1/trace.proto opentelemetry/proto/collector/trace/v1/trace_service.proto
 # The campus contracts (campus.*.v1): every bounded context's service, commands, queries and events.
 gen Sources/CampusContracts/Generated "Visibility=Package,FileNaming=PathToUnderscores" -I Protos -I "$INC" \
   $(cd Protos && find campus -name '*.proto' | sort)

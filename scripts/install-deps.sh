@@ -16,8 +16,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-PY_PACKAGES=("protobuf==7.36.2" "grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1")
-if ! python3 -c 'import sys, grpc, grpc_tools, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.proto_reflection_descriptor_database, google.protobuf as p; sys.exit(0 if (p.__version__, grpc.__version__) == ("7.36.2", "1.85.1") else 1)' 2>/dev/null; then
+PY_PACKAGES=("protobuf==7.36.2" "grpcio==1.85.1" "grpcio-tools==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-reflection==1.85.1"
+  "opentelemetry-proto==1.45.2")
+if ! python3 -c 'import sys, grpc, grpc_tools, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.proto_reflection_descriptor_database, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc, google.protobuf as p; sys.exit(0 if (p.__version__, grpc.__version__) == ("7.36.2", "1.85.1") else 1)' 2>/dev/null; then
   echo "install-deps: pip install ${PY_PACKAGES[*]}" >&2
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PY_PACKAGES[@]}"
 fi

@@ -68,6 +68,22 @@ package final class EventConsumer: Sendable {
     work = .page(pageHandler)
   }
 
+  /// The same consumer, each event or page handled inside `instrumentation` (a span per event,
+  /// in the context the event was written in).
+  package func instrumented(with instrumentation: any EventInstrumentation) -> EventConsumer {
+    let activity = EventActivity.consume(consumer: name)
+    switch work {
+    case .each(let handler):
+      return EventConsumer(name: name, relay: relay, filter: filter, settings: settings) { event in
+        try await instrumentation.around([event], activity) { try await handler(event) }
+      }
+    case .page(let handler):
+      return EventConsumer(name: name, relay: relay, filter: filter, settings: settings) { events, through in
+        try await instrumentation.around(events, activity) { try await handler(events, through) }
+      }
+    }
+  }
+
   /// Runs until the calling task is cancelled: waits for the lease, then consumes. A lost lease
   /// or database failure is retried from the checkpoint.
   package func run() async throws {

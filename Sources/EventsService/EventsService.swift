@@ -37,9 +37,13 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     QuadFile_quad_v1_options_proto.serializedDescriptor, QuadFile_quad_events_v1_events_proto.serializedDescriptor,
   ]
 
-  package init(relay: EventRelay, settings: Settings = Settings()) {
+  /// Runs around each event's delivery to a subscriber (tracing), when set.
+  private let instrumentation: (any EventInstrumentation)?
+
+  package init(relay: EventRelay, settings: Settings = Settings(), instrumentation: (any EventInstrumentation)? = nil) {
     self.relay = relay
     self.settings = settings
+    self.instrumentation = instrumentation
   }
 
   // MARK: Subscribe
@@ -96,7 +100,13 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
         await relay.waitForEvents(after: seen)
         continue
       }
-      for e in events where access?.permitsEvent(e.type) ?? true { try await writer.raw.write(envelopes.encoded(e, log: log)) }
+      for e in events where access?.permitsEvent(e.type) ?? true {
+        if let instrumentation {
+          try await instrumentation.around([e], .deliver(subscription: group ?? "")) { try await writer.raw.write(envelopes.encoded(e, log: log)) }
+        } else {
+          try await writer.raw.write(envelopes.encoded(e, log: log))
+        }
+      }
       seen = through
     }
     throw RPCError(code: .cancelled, message: "the subscription was cancelled")

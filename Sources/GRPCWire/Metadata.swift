@@ -22,6 +22,13 @@ package struct Metadata: Sendable, Sequence, ExpressibleByArrayLiteral, CustomSt
     entries.append((key.lowercased(), .binary(bytes)))
   }
 
+  /// Replaces every entry under `key` with one text entry (the key is lower-cased).
+  package mutating func set(_ key: String, _ value: String) {
+    let k = key.lowercased()
+    entries.removeAll { $0.key == k }
+    entries.append((k, .text(value)))
+  }
+
   package mutating func append(_ entry: Element) { entries.append(entry) }
   package mutating func append(contentsOf other: Metadata) { entries += other.entries }
 

@@ -21,6 +21,8 @@ package final class WebhookSink: Sendable {
     package var timeout: Duration = .seconds(10)
     package var breaker = CircuitBreaker.Settings()
     package var consumer = EventConsumer.Settings()
+    /// Runs around each delivery (a consumer span in the event's trace), when set.
+    package var instrumentation: (any EventInstrumentation)?
 
     package init(url: URL, secret: [UInt8]) {
       self.url = url
@@ -54,9 +56,10 @@ package final class WebhookSink: Sendable {
     let breaker = CircuitBreaker(target: "webhook:" + name, settings: settings.breaker)
     self.breaker = breaker
     let holder = Holder()
-    consumer = EventConsumer(
+    let consumer = EventConsumer(
       name: "webhook." + name, relay: relay, filter: EventFilter(eventTypes: settings.eventTypes), settings: settings.consumer
     ) { event in try await holder.sink!.deliver(event) }
+    self.consumer = settings.instrumentation.map { consumer.instrumented(with: $0) } ?? consumer
     holder.sink = self
   }
 

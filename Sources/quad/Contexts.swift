@@ -47,7 +47,9 @@ struct CampusContexts {
   let consumers: [EventConsumer]
 
   /// Migrates each context's schema and registers its service in `router`.
-  static func start(_ contexts: [CampusContext], relay: EventRelay, router: inout Router) async throws -> CampusContexts {
+  static func start(
+    _ contexts: [CampusContext], relay: EventRelay, router: inout Router, instrumentation: (any EventInstrumentation)? = nil
+  ) async throws -> CampusContexts {
     let store = relay.store
     var files: [[UInt8]] = []
     var consumers: [EventConsumer] = []
@@ -72,6 +74,7 @@ struct CampusContexts {
         consumers.append(projection.consumer(relay: relay))
       }
     }
+    if let instrumentation { consumers = consumers.map { $0.instrumented(with: instrumentation) } }
     return CampusContexts(contexts: contexts, protoFiles: files, consumers: consumers)
   }
 

@@ -10,6 +10,7 @@ internal import Logging
 internal import Metrics
 internal import NIOCore
 internal import Observability
+internal import OTLPTracing
 internal import Postgres
 internal import Prometheus
 internal import ProtoDescriptors
@@ -63,6 +64,9 @@ struct ServeCommand: AsyncParsableCommand {
   @OptionGroup(title: "Webhooks")
   var webhooks: WebhookOptions
 
+  @OptionGroup(title: "Tracing")
+  var tracing: TracingOptions
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
@@ -93,12 +97,14 @@ struct ServeCommand: AsyncParsableCommand {
     ]
     MetricsSystem.bootstrap(factory)
     let secured = try await security.load()  // before the database: a bad file fails fast
+    let tracer = tracing.tracer()
     let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
       var relay = EventRelay.Settings()
       relay.tailByteCapacity = relayTailMiB << 20
-      platform = try await EventPlatform.start(conninfo: conninfo, poolSize: poolSize, relay: relay)
+      platform = try await EventPlatform.start(
+        conninfo: conninfo, poolSize: poolSize, relay: relay, instrumentation: tracer.map { EventTracing(tracer: $0) })
     } catch {
       try? await embedded?.stop()
       throw ServeFailure(message: "quad serve: the database at \(url == nil ? "the private cluster" : "--database-url") is not usable: \(error)")
@@ -107,7 +113,8 @@ struct ServeCommand: AsyncParsableCommand {
     platform.events.register(in: &router)
     let campus: CampusContexts
     do {
-      campus = try await CampusContexts.start(try CampusContext.parse(contexts), relay: platform.relay, router: &router)
+      campus = try await CampusContexts.start(
+        try CampusContext.parse(contexts), relay: platform.relay, router: &router, instrumentation: tracer.map { EventTracing(tracer: $0) })
     } catch {
       platform.store.pool.shutdown()
       try? await embedded?.stop()
@@ -118,6 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
     for name in served { health.setStatus(.serving, for: name) }
     AdminService().register(in: &router)
     var routes = try withStandardServices(router, files: EventsService.protoFiles + campus.protoFiles + AdminService.protoFiles, health: health)
+    if let tracer { routes.intercept(with: TracingServerInterceptor(tracer: tracer)) }  // outermost: logs carry its span
     routes.intercept(with: RPCObserver(logger: Logger(label: "quad.rpc"), methods: routes.paths))
     for interceptor in secured.interceptors { routes.intercept(with: interceptor) }
     let metrics: MetricsEndpoint
@@ -138,12 +146,22 @@ struct ServeCommand: AsyncParsableCommand {
       throw ServeFailure(message: "quad serve: cannot serve on port \(port): \(error)")
     }
     FileHandle.standardOutput.write(Data(
-      "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics\(secured.summary)) on 0.0.0.0:\(server.port)\n".utf8))
+      "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics\(tracing.summary)\(secured.summary)) on 0.0.0.0:\(server.port)\n".utf8))
 
     let sinks: [WebhookSink]
     do {
       let codec = (try? DescriptorPool(files: EventsService.protoFiles + campus.protoFiles)).map { DynamicCodec(pool: $0, ignoreUnknownFields: true) }
-      sinks = try webhooks.sinks(relay: platform.relay, codec: codec)
+      sinks = try webhooks.sinks(relay: platform.relay, codec: codec, instrumentation: tracer.map { EventTracing(tracer: $0) })
+    } catch {
+      try? await server.stop()
+      await metrics.stop()
+      platform.store.pool.shutdown()
+      try? await embedded?.stop()
+      throw error
+    }
+    let exporter: OTLPExporter?
+    do {
+      exporter = try tracer.map { try tracing.exporter(for: $0, port: server.port) }
     } catch {
       try? await server.stop()
       await metrics.stop()
@@ -152,7 +170,9 @@ struct ServeCommand: AsyncParsableCommand {
       throw error
     }
     var outcome: Result<Void, any Error> = .success(())
-    let beside = campus.services + [
+    // The exporter first: the group stops services in reverse, so it sends the last spans.
+    let tracingServices = exporter.map { [ServiceGroupConfiguration.ServiceConfiguration(service: TraceExportService(exporter: $0), serviceName: "trace-export")] } ?? []
+    let beside = tracingServices + campus.services + [
       .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
       .init(service: MetricsSampler(metrics: PlatformMetrics(relay: platform.relay)), serviceName: "metrics"),
       .init(service: SecurityReloader(security: secured, server: server, logger: logger), serviceName: "security-reload"),
@@ -192,7 +212,8 @@ struct EventPlatform {
   let events: EventsService
 
   static func start(
-    conninfo: String, poolSize: Int, writeConcurrency: Int? = nil, relay settings: EventRelay.Settings = EventRelay.Settings()
+    conninfo: String, poolSize: Int, writeConcurrency: Int? = nil, relay settings: EventRelay.Settings = EventRelay.Settings(),
+    instrumentation: (any EventInstrumentation)? = nil
   ) async throws -> EventPlatform {
     let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
     let store = EventStore(pool: pool, writeConcurrency: writeConcurrency)
@@ -203,7 +224,7 @@ struct EventPlatform {
       throw error
     }
     let relay = EventRelay(store: store, settings: settings)
-    return EventPlatform(store: store, relay: relay, events: EventsService(relay: relay))
+    return EventPlatform(store: store, relay: relay, events: EventsService(relay: relay, instrumentation: instrumentation))
   }
 }
 

@@ -39,7 +39,7 @@ struct WebhookOptions: ParsableArguments {
   }
 
   /// The sinks, one per webhook; the secret file is read now.
-  func sinks(relay: EventRelay, codec: DynamicCodec?) throws -> [WebhookSink] {
+  func sinks(relay: EventRelay, codec: DynamicCodec?, instrumentation: (any EventInstrumentation)? = nil) throws -> [WebhookSink] {
     guard !webhooks.isEmpty, let secretFile else { return [] }
     guard let data = FileManager.default.contents(atPath: secretFile), !data.isEmpty else {
       throw ServeFailure(message: "quad serve: --webhook-secret-file \(secretFile): cannot read the file, or it is empty")
@@ -50,6 +50,7 @@ struct WebhookOptions: ParsableArguments {
       let (name, url) = try Self.split(entry)
       var settings = WebhookSink.Settings(url: url, secret: Array(secret))
       settings.eventTypes = types
+      settings.instrumentation = instrumentation
       return try WebhookSink(name: name, relay: relay, settings: settings, codec: codec, logger: Logger(label: "quad.webhooks"))
     }
   }
