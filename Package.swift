@@ -184,6 +184,23 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // The accounts context: students' balances, credits, charges and refunds.
+    .target(
+      name: "Accounts",
+      dependencies: ["CampusContracts", "CampusSupport", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire"],
+      swiftSettings: swiftSettings
+    ),
+
+    // The card office: card issuing as a saga across contexts (reserve, charge, activate; compensated in reverse).
+    .target(
+      name: "CardOffice",
+      dependencies: [
+        "CampusContracts", "CampusSupport", "EventStore", "EventsService", "Postgres", "QuadProtobuf", "QuadRPC", "GRPCWire",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+
     // Who is calling: JWT bearer tokens (JWKS) and mutual-TLS service identities.
     .target(
       name: "Authentication",
@@ -309,7 +326,7 @@ let package = Package(
       dependencies: [
         "BenchService", "InteropService", "HealthService", "ReflectionService", "ProtoDescriptors", "QuadRPC", "QuadProtobuf", "GRPCWire",
         "EmbeddedPostgres", "EventRelay", "EventStore", "EventsService", "EventConsumers", "Postgres",
-        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks", "AdminService", "OTLPTracing",
+        "CampusContracts", "Students", "Scans", "Analytics", "Observability", "Authentication", "Authorization", "RateLimiting", "Resilience", "Webhooks", "AdminService", "OTLPTracing", "Accounts", "CardOffice",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Metrics", package: "swift-metrics"),
@@ -437,6 +454,19 @@ let package = Package(
     .testTarget(
       name: "StudentsTests",
       dependencies: ["Students", "CampusContracts", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "AccountsTests",
+      dependencies: ["Accounts", "CampusContracts", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "CardOfficeTests",
+      dependencies: [
+        "CardOffice", "Accounts", "Students", "CampusContracts", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport",
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(

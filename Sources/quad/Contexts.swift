@@ -1,5 +1,7 @@
+internal import Accounts
 internal import Analytics
 internal import CampusContracts
+internal import CardOffice
 internal import EventConsumers
 internal import EventRelay
 internal import EventStore
@@ -16,7 +18,7 @@ internal import Students
 /// The campus's bounded contexts `quad serve` can run: each owns its schema and shares only
 /// the event log with the others.
 enum CampusContext: String, CaseIterable {
-  case students, scans, analytics
+  case students, scans, analytics, accounts, cards
 
   /// `--contexts students,scans`: the named contexts, in their canonical order.
   static func parse(_ list: String) throws -> [CampusContext] {
@@ -27,6 +29,9 @@ enum CampusContext: String, CaseIterable {
       }
       chosen.insert(c)
     }
+    if chosen.contains(.cards), !chosen.isSuperset(of: [.students, .accounts]) {
+      throw ServeFailure(message: "quad serve: --contexts: cards drives the students and accounts contexts in-process: serve them with it")
+    }
     return allCases.filter(chosen.contains)
   }
 
@@ -35,6 +40,8 @@ enum CampusContext: String, CaseIterable {
     case .students: Campus_Students_V1_Students.serviceName
     case .scans: Campus_Scans_V1_Scans.serviceName
     case .analytics: Campus_Analytics_V1_Analytics.serviceName
+    case .accounts: Campus_Accounts_V1_Accounts.serviceName
+    case .cards: Campus_Cards_V1_CardOffice.serviceName
     }
   }
 }
@@ -45,6 +52,8 @@ struct CampusContexts {
   let contexts: [CampusContext]
   let protoFiles: [[UInt8]]
   let consumers: [EventConsumer]
+  /// The card office's saga runner, when the cards context is served.
+  let sagas: SagaRunner?
 
   /// Migrates each context's schema and registers its service in `router`.
   static func start(
@@ -53,6 +62,9 @@ struct CampusContexts {
     let store = relay.store
     var files: [[UInt8]] = []
     var consumers: [EventConsumer] = []
+    var students: StudentsService?
+    var accounts: AccountsService?
+    var sagas: SagaRunner?
     for c in contexts {
       switch c {
       case .students:
@@ -60,6 +72,7 @@ struct CampusContexts {
         try await s.migrate()
         s.register(in: &router)
         files += StudentsService.protoFiles
+        students = s
       case .scans:
         let s = ScansService(store: store)
         try await s.migrate()
@@ -72,15 +85,41 @@ struct CampusContexts {
         AnalyticsService(relay: relay).register(in: &router)
         files += AnalyticsService.protoFiles
         consumers.append(projection.consumer(relay: relay))
+      case .accounts:
+        let a = AccountsService(store: store)
+        try await a.migrate()
+        a.register(in: &router)
+        files += AccountsService.protoFiles
+        accounts = a
+      case .cards:
+        guard let students, let accounts else { throw ServeFailure(message: "quad serve: the cards context needs students and accounts") }
+        var settings = SagaRunner.Settings()
+        settings.faults = try SagaFaults(ProcessInfo.processInfo.environment["QUAD_SAGA_FAULTS"] ?? "")
+        let runner = SagaRunner(store: store, accounts: accounts, students: students, settings: settings, logger: Logger(label: "quad.cards"))
+        let office = CardOfficeService(store: store, runner: runner)
+        try await office.migrate()
+        office.register(in: &router)
+        files += CardOfficeService.protoFiles
+        sagas = runner
       }
     }
     if let instrumentation { consumers = consumers.map { $0.instrumented(with: instrumentation) } }
-    return CampusContexts(contexts: contexts, protoFiles: files, consumers: consumers)
+    return CampusContexts(contexts: contexts, protoFiles: files, consumers: consumers, sagas: sagas)
   }
 
   /// The services the server's group runs for these contexts: their consumers.
   var services: [ServiceGroupConfiguration.ServiceConfiguration] {
     consumers.map { .init(service: ConsumerService(consumer: $0), serviceName: $0.group) }
+      + (sagas.map { [.init(service: SagaService(runner: $0), serviceName: "card-office.sagas")] } ?? [])
+  }
+}
+
+/// The card office's sagas, driven until the group shuts down.
+struct SagaService: Service {
+  let runner: SagaRunner
+
+  func run() async throws {
+    await cancelWhenGracefulShutdown { await runner.run() }
   }
 }
 

@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("relay-tail-mib"), help: "Memory the relay keeps the newest events in, shared by all subscribers (MiB).")
   var relayTailMiB = 64
 
-  @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics); each can be deployed on its own.")
+  @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics, accounts, cards); each can be deployed on its own, cards only with students and accounts.")
   var contexts = CampusContext.allCases.map(\.rawValue).joined(separator: ",")
 
   @Option(help: "Event-loop threads serving gRPC (default: one per core).")

@@ -283,6 +283,14 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
   }
 
+  /// Waits up to `seconds` for it to exit by itself: how it ended (its exit status or the
+  /// signal that ended it), or nil when it still runs.
+  public func waitForExit(seconds: Double) async -> Int32? {
+    await withCheckedContinuation { (c: CheckedContinuation<Int32?, Never>) in
+      Thread.detachNewThread { c.resume(returning: self.child.wait(until: Child.now() + seconds)) }
+    }
+  }
+
   /// Its process id.
   public var pid: Int32 { child.pid }
 
