@@ -156,7 +156,7 @@ let package = Package(
     // What every campus context's service shares: page tokens, field checks, the clock.
     .target(
       name: "CampusSupport",
-      dependencies: ["EventsService", "QuadRPC"],
+      dependencies: ["EventsService", "QuadRPC", .product(name: "Crypto", package: "swift-crypto")],
       swiftSettings: swiftSettings
     ),
 
@@ -453,7 +453,10 @@ let package = Package(
     ),
     .testTarget(
       name: "StudentsTests",
-      dependencies: ["Students", "CampusContracts", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
+      dependencies: [
+        "Students", "CampusContracts", "CampusSupport", "EventsService", "EventStore", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport",
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -15,4 +15,12 @@ public protocol DomainEventSet: Sendable {
   ///
   /// - Throws: ``QuadProtobufError`` when the payload is not a valid message of its type.
   init?(eventType: String, payload: [UInt8]) throws
+
+  /// For each event type with fields marked `[(quad.v1.personal) = true]`: their numbers.
+  static var personalFieldNumbers: [String: [Int32]] { get }
+}
+
+extension DomainEventSet {
+  /// No personal fields, unless the contract marks some.
+  public static var personalFieldNumbers: [String: [Int32]] { [:] }
 }

@@ -61,7 +61,7 @@ extension StudentsService {
         let (_, replayed) = try await writes.perform(key: key, context: context) {
           guard let student = try await mapped({ try await current(row.registrarId) }) else {
             outcome = .created
-            return try change(nil, [.studentRegistered(Self.registered(row.profile, status: status))])
+            return try await change(nil, [.studentRegistered(Self.registered(row.profile, status: status))])
           }
           var events: [StudentEvent] = []
           let e = Self.updated(student, to: row.profile)
@@ -72,7 +72,7 @@ extension StudentsService {
           // Nothing differs: only the key is stored, so the next run answers from it.
           guard !events.isEmpty else { return (EventWrite(), student) }
           outcome = .updated
-          return try change(student, events)
+          return try await change(student, events)
         }
         return replayed ? .unchanged : outcome
       } catch let e as RPCError where e.code == .aborted && attempt == 0 {

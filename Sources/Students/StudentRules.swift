@@ -142,6 +142,11 @@ extension Campus_Students_V1_Student {
         retiredCardIds.append(cardId)
         cardId = ""
       }
+    case .studentErased:
+      givenName = ""
+      familyName = ""
+      email = ""
+      erased = true
     }
     self.version = version
     updatedAt = at

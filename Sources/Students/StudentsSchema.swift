@@ -22,5 +22,13 @@ enum StudentsSchema {
         student_id text NOT NULL REFERENCES students.students (student_id)
       );
       """),
+    Migration(version: 2002, name: "students.keys", sql: """
+      -- Each student's key for their personal fields in the log (AES-256-GCM); erasing the
+      -- student deletes it, and every copy of those fields with it.
+      CREATE TABLE students.keys (
+        student_id text PRIMARY KEY,
+        key bytea NOT NULL
+      );
+      """),
   ]
 }

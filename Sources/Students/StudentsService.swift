@@ -1,4 +1,5 @@
 internal import Authorization
+internal import Crypto
 package import CampusContracts
 internal import CampusSupport
 package import EventStore
@@ -39,7 +40,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       guard try await current(request.studentId) == nil else {
         throw RPCError(code: .alreadyExists, message: "student \(request.studentId) is already registered")
       }
-      return try change(nil, [.studentRegistered(Self.registered(request, status: .enrolled))])
+      return try await change(nil, [.studentRegistered(Self.registered(request, status: .enrolled))])
     }
   }
 
@@ -69,7 +70,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       guard changed.isEmpty else { throw RPCError.invalidArgument(changed) }
       let e = Self.updated(student, to: profile)
       // Nothing to change: the answer is the student as they are, and no event is written.
-      return e.changedFields.isEmpty ? (EventWrite(), student) : try change(student, [.studentUpdated(e)])
+      return e.changedFields.isEmpty ? (EventWrite(), student) : try await change(student, [.studentUpdated(e)])
     }
   }
 
@@ -84,7 +85,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     return try await writes.perform(request, context: context) {
       let student = try await existing(request.studentId, expectedVersion: request.expectedVersion)
       let e = try Self.statusChange(student, to: request.status, reason: request.reason)
-      return try change(student, [.studentStatusChanged(e)])
+      return try await change(student, [.studentStatusChanged(e)])
     }
   }
 
@@ -109,7 +110,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       e.studentId = student.studentId
       e.cardId = request.cardId
       e.replacedCardId = student.cardId
-      return try change(student, [.cardIssued(e)], then: [(
+      return try await change(student, [.cardIssued(e)], then: [(
         "INSERT INTO students.cards (card_id, student_id) VALUES (\(request.cardId), \(student.studentId))", "students.card.insert")])
     }
   }
@@ -126,7 +127,41 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       var e = Campus_Students_V1_CardReportedLost()
       e.studentId = student.studentId
       e.cardId = request.cardId
-      return try change(student, [.cardReportedLost(e)])
+      return try await change(student, [.cardReportedLost(e)])
+    }
+  }
+
+  package func eraseStudent(_ request: Campus_Students_V1_EraseStudentRequest, context: ServerContext) async throws -> Student {
+    var violations = Self.idViolations(request.studentId, expectedVersion: 0)
+    if let why = StudentRules.reason(request.reason) { violations.append(RPCError.FieldViolation("reason", why)) }
+    guard violations.isEmpty else { throw RPCError.invalidArgument(violations) }
+    return try await writes.perform(request, context: context) {
+      let student = try await existing(request.studentId, expectedVersion: 0)
+      if student.erased { return (EventWrite(), student) }
+      var e = Campus_Students_V1_StudentErased()
+      e.studentId = student.studentId
+      e.reason = request.reason
+      // The key goes, and with it every sealed copy; so do the answers kept for retried writes
+      // (they hold the student as they were).
+      let answers = try await mapped { try await keptAnswers(of: student.studentId) }
+      return try await change(student, [.studentErased(e)], then: [
+        ("DELETE FROM students.keys WHERE student_id = \(student.studentId)", "students.key.delete")
+      ] + answers.map { a in
+        ("DELETE FROM quad_idempotency WHERE caller = \(a.caller) AND method = \(a.method) AND key = \(a.key)", "students.erase.answer")
+      })
+    }
+  }
+
+  /// The answers kept for retried writes of this context that hold the student's record.
+  func keptAnswers(of id: String) async throws -> [(caller: String, method: String, key: String)] {
+    try await store.pool.withConnection { db in
+      try await db.query("""
+        SELECT caller, method, key, response FROM quad_idempotency
+        WHERE method LIKE '/campus.students.v1.Students/%' AND position(convert_to(\(id), 'UTF8') IN response) > 0
+        """, named: "students.erase.answers").compactMap { row in
+        guard (try? Student(serializedBytes: row.decode("response", as: [UInt8].self)))?.studentId == id else { return nil }
+        return (try row.decode("caller"), try row.decode("method"), try row.decode("key"))
+      }
     }
   }
 
@@ -178,14 +213,15 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       try await store.readStream(Self.stream(request.studentId), fromVersion: from, limit: size + 1)
     }
     guard !events.isEmpty || from > 1 else { throw Self.notFound(request.studentId) }
+    let key = try await mapped { try await self.key(request.studentId) }
     var response = Campus_Students_V1_GetStudentHistoryResponse()
-    response.entries = events.prefix(size).map { e in
+    response.entries = try events.prefix(size).map { e in
       var entry = Campus_Students_V1_StudentHistoryEntry()
       entry.version = e.version
       entry.position = e.position
       entry.recordedAt = Google_Protobuf_Timestamp(microseconds: e.recordedAtMicroseconds)
       entry.event.typeUrl = "type.googleapis.com/" + e.type
-      entry.event.value = e.payload
+      entry.event.value = try Self.open(e, subject: request.studentId, key: key)
       return entry
     }
     if events.count > size { response.nextPageToken = PageToken.encode(String(events[size].version)) }
@@ -215,10 +251,11 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   package func rebuild(_ id: String, asOfMicroseconds: Int64?) async throws -> Student? {
     var student: Student?
     var from: Int64 = 1
+    let key = try await self.key(id)
     while true {
       let page = try await store.readStream(Self.stream(id), fromVersion: from, limit: 1000, recordedUpToMicroseconds: asOfMicroseconds)
       for e in page {
-        guard let event = try StudentEvent(eventType: e.type, payload: e.payload) else { continue }
+        guard let event = try StudentEvent(eventType: e.type, payload: Self.open(e, subject: id, key: key)) else { continue }
         var s = student ?? Student()
         s.apply(event, version: e.version, atMicroseconds: e.recordedAtMicroseconds)
         student = s
@@ -231,6 +268,21 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
   // MARK: The aggregate's write path
 
   static func stream(_ id: String) -> StreamID { StreamID(type: "student", id: id) }
+
+  /// The key the student's personal fields are sealed with; nil once they were erased (or
+  /// for a student registered before keys existed).
+  func key(_ id: String) async throws -> SymmetricKey? {
+    try await store.pool.withConnection { db in
+      try await db.query("SELECT key FROM students.keys WHERE student_id = \(id)", named: "students.key.get")
+        .first.map { SymmetricKey(data: try $0.decode("key", as: [UInt8].self)) }
+    }
+  }
+
+  /// A logged event's payload with its personal fields opened (emptied once erased).
+  static func open(_ e: StoredEvent, subject: String, key: SymmetricKey?) throws -> [UInt8] {
+    guard let fields = StudentEvent.personalFieldNumbers[e.type] else { return e.payload }
+    return try PersonalData.open(e.payload, type: e.type, fields: fields, subject: subject, key: key)
+  }
 
   /// The student as the read model has them, or nil.
   func current(_ id: String) async throws -> Student? {
@@ -261,7 +313,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
 
   /// The write that appends `events` to the student's stream (expecting the version they were
   /// decided on) and stores the state they lead to, with `then` after it; and that state.
-  func change(_ student: Student?, _ events: [StudentEvent], then statements: [(sql: SQL, name: String)] = []) throws -> (EventWrite, Student) {
+  func change(_ student: Student?, _ events: [StudentEvent], then statements: [(sql: SQL, name: String)] = []) async throws -> (EventWrite, Student) {
     var state = student ?? Student()
     let base = student?.version ?? 0
     let now = CampusSupport.nowMicroseconds()
@@ -273,8 +325,28 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
       ON CONFLICT (student_id) DO UPDATE
         SET version = EXCLUDED.version, status = EXCLUDED.status, program = EXCLUDED.program, state = EXCLUDED.state
       """, "students.store")] + statements
-    write.events = events.enumerated().map { i, e in
-      EventWrite.Append(Self.newEvent(e), to: Self.stream(state.studentId), expectedVersion: base + Int64(i))
+    // Personal fields are sealed with the student's key: a new one at registration.
+    let id = state.studentId
+    let plain = events.map(Self.newEvent)
+    var key: SymmetricKey?
+    if plain.contains(where: { StudentEvent.personalFieldNumbers[$0.type] != nil }) {
+      if student == nil {
+        let k = PersonalData.newKey()
+        key = k
+        write.statements.append((
+          "INSERT INTO students.keys (student_id, key) VALUES (\(id), \(k.withUnsafeBytes { Array($0) })) ON CONFLICT (student_id) DO NOTHING",
+          "students.key.insert"))
+      } else {
+        key = try await mapped { try await self.key(id) }
+        guard key != nil else { throw RPCError(code: .failedPrecondition, message: "student \(id) was erased: their personal data cannot be written") }
+      }
+    }
+    write.events = try plain.enumerated().map { i, e in
+      var sealed = e
+      if let fields = StudentEvent.personalFieldNumbers[e.type], let key {
+        sealed = NewEvent(type: e.type, payload: try PersonalData.seal(e.payload, type: e.type, fields: fields, subject: id, key: key), metadata: e.metadata)
+      }
+      return EventWrite.Append(sealed, to: Self.stream(id), expectedVersion: base + Int64(i))
     }
     return (write, state)
   }
@@ -286,6 +358,7 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     case .studentStatusChanged(let m): NewEvent(m)
     case .cardIssued(let m): NewEvent(m)
     case .cardReportedLost(let m): NewEvent(m)
+    case .studentErased(let m): NewEvent(m)
     }
   }
 

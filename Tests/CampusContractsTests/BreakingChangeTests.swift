@@ -40,7 +40,7 @@ struct BreakingChangeTests {
   @Test("Additions pass: a new field, a new message, a new method, a new enum value")
   func additions() async throws {
     let r = try await Self.check { s in
-      s.replacingOccurrences(of: "  google.protobuf.Timestamp updated_at = 12;\n}", with: "  google.protobuf.Timestamp updated_at = 12;\n  string pronouns = 13;\n}")
+      s.replacingOccurrences(of: "  bool erased = 13;\n}", with: "  bool erased = 13;\n  string pronouns = 14;\n}")
         .replacingOccurrences(of: "  STUDENT_STATUS_WITHDRAWN = 4;\n", with: "  STUDENT_STATUS_WITHDRAWN = 4;\n  STUDENT_STATUS_SUSPENDED = 5;\n")
         .replacingOccurrences(of: "service Students {\n", with: "service Students {\n  rpc Ping(GetStudentRequest) returns (Student);\n")
         + "\nmessage StudentNoteAdded {\n  option (quad.v1.event) = { stream_type: \"student\" };\n  string text = 1;\n}\n"
@@ -82,13 +82,13 @@ struct BreakingChangeTests {
     // Released: Student with number 20 and the name "nickname" reserved.
     let released = FileManager.default.temporaryDirectory.appendingPathComponent("released-\(UUID().uuidString).binpb").path
     defer { try? FileManager.default.removeItem(atPath: released) }
-    let end = "  google.protobuf.Timestamp updated_at = 12;\n}"
+    let end = "  bool erased = 13;\n}"
     let r = try await Self.check(released: released, release: true) { s in
-      s.replacingOccurrences(of: end, with: "  google.protobuf.Timestamp updated_at = 12;\n  reserved 20;\n  reserved \"nickname\";\n}")
+      s.replacingOccurrences(of: end, with: "  bool erased = 13;\n  reserved 20;\n  reserved \"nickname\";\n}")
     }
     #expect(r.status == 0, "\(r.output)")
     let reused = try await Self.check(released: released) { s in
-      s.replacingOccurrences(of: end, with: "  google.protobuf.Timestamp updated_at = 12;\n  string alias = 20;\n  string nickname = 21;\n}")
+      s.replacingOccurrences(of: end, with: "  bool erased = 13;\n  string alias = 20;\n  string nickname = 21;\n}")
     }
     #expect(reused.status != 0, "\(reused.output)")
     #expect(reused.output.contains("field alias reuses reserved number 20"), "\(reused.output)")

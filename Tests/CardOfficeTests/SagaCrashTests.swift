@@ -13,19 +13,6 @@ internal import TestSupport
 /// and ends completed or fully compensated, with nothing charged or refunded twice.
 @Suite("Card office: a process kill between the saga's steps")
 struct SagaCrashTests {
-  static let quad = repositoryRoot.appendingPathComponent(".build/debug/quad").path
-
-  /// Starts `quad serve` on `pg` with `faults` in QUAD_SAGA_FAULTS; its port.
-  static func serve(_ pg: TestPostgres, faults: String, log: String) async throws -> (BackgroundProcess, Int) {
-    let script = "QUAD_SAGA_FAULTS='\(faults)' exec \"$@\" 2>>'\(log)'"
-    let server = try await BackgroundProcess.start(
-      ["sh", "-c", script, "quad", quad, "serve", "--port", "0", "--metrics-port", "0", "--database-url", pg.conninfo])
-    guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
-      throw CardOfficeTests.Failure(description: "quad serve did not start: \(server.firstLine)")
-    }
-    return (server, port)
-  }
-
   @Test("Killed before and after recording each step and each compensation: resumed after restart, completed or compensated, charged at most once")
   func killed() async throws {
     let pg = try await TestPostgres.start()
@@ -46,7 +33,7 @@ struct SagaCrashTests {
       let student = "K\(i)"
       let sagaID = "crash-\(i)"
       // The instance that dies.
-      let (doomed, port) = try await Self.serve(pg, faults: point.faults, log: log)
+      let (doomed, port) = try await QuadServe.start(["--database-url", pg.conninfo], log: log, environment: ["QUAD_SAGA_FAULTS=\(point.faults)"])
       let client = try GRPCClient(target: "127.0.0.1:\(port)")
       var h = CardOfficeTests.Harness(
         store: store, students: .init(client), accounts: .init(client), office: .init(client), runnerFor: { _ in fatalError("not used") })
@@ -62,7 +49,7 @@ struct SagaCrashTests {
       await client.close()
 
       // Its successor, with no fault, resumes the saga from its log.
-      let (successor, port2) = try await Self.serve(pg, faults: "", log: log)
+      let (successor, port2) = try await QuadServe.start(["--database-url", pg.conninfo], log: log)
       let client2 = try GRPCClient(target: "127.0.0.1:\(port2)")
       h = CardOfficeTests.Harness(
         store: store, students: .init(client2), accounts: .init(client2), office: .init(client2), runnerFor: { _ in fatalError("not used") })

@@ -13,7 +13,6 @@ internal import TestSupport
 /// spans reach the collector over OTLP/gRPC even when its first export fails.
 @Suite("Tracing: W3C traceparent through calls, events, consumers and subscribers, exported over OTLP/gRPC")
 struct TracingTests {
-  static let quad = repositoryRoot.appendingPathComponent(".build/debug/quad").path
   static let collector = repositoryRoot.appendingPathComponent("Tests/OTLPTracingTests/python/otlp_collector.py").path
 
   struct Failure: Error, CustomStringConvertible { let description: String }
@@ -64,14 +63,8 @@ struct TracingTests {
       throw Failure(description: "the collector did not start: \(collector.firstLine)")
     }
     let log = dir.appendingPathComponent("serve.log").path
-    let command = [
-      Self.quad, "serve", "--port", "0", "--metrics-port", "0", "--database-url", pg.conninfo,
-      "--otlp-endpoint", "http://127.0.0.1:\(collectorPort)", "--otlp-service-name", "quad-tracing-test",
-    ]
-    let server = try await BackgroundProcess.start(["sh", "-c", "exec \"$@\" 2>>'\(log)'", log] + command)
-    guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
-      throw Failure(description: "quad serve did not start: \(server.firstLine)")
-    }
+    let (server, port) = try await QuadServe.start(
+      ["--database-url", pg.conninfo, "--otlp-endpoint", "http://127.0.0.1:\(collectorPort)", "--otlp-service-name", "quad-tracing-test"], log: log)
     #expect(server.firstLine.contains("; traces to http://127.0.0.1:\(collectorPort))"), "\(server.firstLine)")
     let client = try GRPCClient(target: "127.0.0.1:\(port)")
     let students = Campus_Students_V1_Students.Client(client)

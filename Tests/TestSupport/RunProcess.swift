@@ -308,3 +308,23 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
   }
 }
+
+/// `quad serve` (the debug build) started for a test: the process and the port it serves on.
+public enum QuadServe {
+  public static let executable = repositoryRoot.appendingPathComponent(".build/debug/quad").path
+
+  public struct NotStarted: Error, CustomStringConvertible {
+    public let description: String
+  }
+
+  /// Starts `quad serve --port 0 --metrics-port 0` with `arguments`, its standard error
+  /// appended to `log`, and `environment` (NAME=value) set; waits for its ready line.
+  public static func start(_ arguments: [String], log: String, environment: [String] = []) async throws -> (process: BackgroundProcess, port: Int) {
+    let script = "exec env \(environment.map { "'\($0)'" }.joined(separator: " ")) \"$@\" 2>>'\(log)'"
+    let server = try await BackgroundProcess.start(["sh", "-c", script, "quad", executable, "serve", "--port", "0", "--metrics-port", "0"] + arguments)
+    guard server.firstLine.hasPrefix("quad serve: serving"), let port = server.firstLine.split(separator: ":").last.flatMap({ Int($0) }) else {
+      throw NotStarted(description: "quad serve did not start: \(server.firstLine)")
+    }
+    return (server, port)
+  }
+}

@@ -93,7 +93,8 @@ struct WebhookDeliveryTests {
     #expect(got.map { $0["stream_id"] as? String } == ["W1", "W2", "W3"])
     #expect(got.allSatisfy { $0["event_type"] as? String == "campus.students.v1.StudentRegistered" })
     let payload = try #require(got.first?["payload"] as? [String: Any])
-    #expect(payload["givenName"] as? String == "Web", "the payload as proto3 JSON: \(payload)")
+    #expect(payload["studentId"] as? String == "W1", "the payload as proto3 JSON: \(payload)")
+    #expect((payload["givenName"] as? String)?.hasPrefix("quad-enc:v1:") == true, "personal fields leave sealed: \(payload)")
     let positions = got.compactMap { $0["position"] as? Int }
     #expect(positions == positions.sorted() && Set(positions).count == positions.count)
 

@@ -132,6 +132,9 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
   /// Returns `updatedAt` to its unset state.
   package mutating func clearUpdatedAt() { _updatedAt = nil }
 
+  /// The student was erased: their personal fields are empty, for good.
+  package var erased: Swift.Bool = false
+
   /// Fields read from the wire that this version of the message does not know.
   package var unknownFields = QuadProtobuf.UnknownFields()
 
@@ -169,6 +172,8 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
       case 98:
         if _updatedAt == nil { _updatedAt = Google_Protobuf_Timestamp() }
         try decoder.readMessage(into: &_updatedAt!)
+      case 104:
+        self.erased = try QuadProtobuf.ProtoBool.read(from: &decoder)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -210,6 +215,9 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
     }
     if let v = _updatedAt {
       n += 1 + QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.size(of: v, cache: &cache)
+    }
+    if self.erased {
+      n += 1 + QuadProtobuf.ProtoBool.size(of: self.erased, cache: &cache)
     }
     return n
   }
@@ -259,6 +267,10 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
     if let v = _updatedAt {
       encoder.writeTag(98)
       QuadProtobuf.ProtoMessage<Google_Protobuf_Timestamp>.write(v, to: &encoder)
+    }
+    if self.erased {
+      encoder.writeTag(104)
+      QuadProtobuf.ProtoBool.write(self.erased, to: &encoder)
     }
     encoder.writeUnknown(unknownFields)
   }
@@ -317,6 +329,10 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
     if let v = _updatedAt {
       writer.key("updatedAt")
       try writer.writeMessage(v)
+    }
+    if self.erased {
+      writer.key("erased")
+      writer.writeBool(self.erased)
     }
     writer.endObject()
   }
@@ -402,6 +418,12 @@ package struct Campus_Students_V1_Student: QuadProtobuf.Message {
           var v = Google_Protobuf_Timestamp()
           try reader.readMessage(into: &v)
           _updatedAt = v
+        }
+      case "erased":
+        if try reader.readNull() {
+          self.erased = false
+        } else {
+          self.erased = try reader.readBool()
         }
       default:
         try reader.unknownField(key, in: Self.protoMessageName)
@@ -1228,6 +1250,94 @@ package struct Campus_Students_V1_GetStudentRequest: QuadProtobuf.Message {
           self.studentId = ""
         } else {
           self.studentId = try reader.readString()
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+package struct Campus_Students_V1_EraseStudentRequest: QuadProtobuf.Message {
+  package static let protoMessageName = "campus.students.v1.EraseStudentRequest"
+
+  /// The student's id (the registrar's).
+  package var studentId: Swift.String = ""
+
+  /// Why (the request's reference), at most 500 characters.
+  package var reason: Swift.String = ""
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        self.studentId = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 18:
+        self.reason = try QuadProtobuf.ProtoString.read(from: &decoder)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if !self.studentId.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.studentId, cache: &cache)
+    }
+    if !self.reason.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.reason, cache: &cache)
+    }
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if !self.studentId.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.studentId, to: &encoder)
+    }
+    if !self.reason.isEmpty {
+      encoder.writeTag(18)
+      QuadProtobuf.ProtoString.write(self.reason, to: &encoder)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !self.studentId.isEmpty {
+      writer.key("studentId")
+      writer.writeString(self.studentId)
+    }
+    if !self.reason.isEmpty {
+      writer.key("reason")
+      writer.writeString(self.reason)
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "studentId", "student_id":
+        if try reader.readNull() {
+          self.studentId = ""
+        } else {
+          self.studentId = try reader.readString()
+        }
+      case "reason":
+        if try reader.readNull() {
+          self.reason = ""
+        } else {
+          self.reason = try reader.readString()
         }
       default:
         try reader.unknownField(key, in: Self.protoMessageName)
@@ -3141,6 +3251,111 @@ package struct Campus_Students_V1_CardReportedLost: QuadProtobuf.Message {
 
 }
 
+/// A student's personal data was erased: the key their personal fields were encrypted with is
+/// gone, and with it every copy of those fields in the log.
+package struct Campus_Students_V1_StudentErased: QuadProtobuf.Message {
+  package static let protoMessageName = "campus.students.v1.StudentErased"
+
+  /// The student's id (the registrar's).
+  package var studentId: Swift.String = ""
+
+  /// Why, as the caller gave it.
+  package var reason: Swift.String = ""
+
+  /// Fields read from the wire that this version of the message does not know.
+  package var unknownFields = QuadProtobuf.UnknownFields()
+
+
+  package init() {}
+
+  package mutating func decodeMessage(from decoder: inout QuadProtobuf.BinaryDecoder) throws {
+    while let tag = try decoder.nextTag() {
+      switch tag {
+      case 10:
+        self.studentId = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 18:
+        self.reason = try QuadProtobuf.ProtoString.read(from: &decoder)
+      default:
+        try decoder.skipField(tag: tag, into: &unknownFields)
+      }
+    }
+  }
+
+  package func encodedSize(cache: inout QuadProtobuf.SizeCache) -> Swift.Int {
+    var n = unknownFields.count
+    if !self.studentId.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.studentId, cache: &cache)
+    }
+    if !self.reason.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.reason, cache: &cache)
+    }
+    return n
+  }
+
+  package func encodeMessage(to encoder: inout QuadProtobuf.BinaryEncoder) {
+    if !self.studentId.isEmpty {
+      encoder.writeTag(10)
+      QuadProtobuf.ProtoString.write(self.studentId, to: &encoder)
+    }
+    if !self.reason.isEmpty {
+      encoder.writeTag(18)
+      QuadProtobuf.ProtoString.write(self.reason, to: &encoder)
+    }
+    encoder.writeUnknown(unknownFields)
+  }
+
+  package func encodeJSON(to writer: inout QuadProtobuf.JSONWriter) throws {
+    writer.beginObject()
+    if !self.studentId.isEmpty {
+      writer.key("studentId")
+      writer.writeString(self.studentId)
+    }
+    if !self.reason.isEmpty {
+      writer.key("reason")
+      writer.writeString(self.reason)
+    }
+    writer.endObject()
+  }
+
+  package mutating func decodeJSON(from reader: inout QuadProtobuf.JSONReader) throws {
+    try reader.beginObject()
+    while let key = try reader.nextKey() {
+      switch key {
+      case "studentId", "student_id":
+        if try reader.readNull() {
+          self.studentId = ""
+        } else {
+          self.studentId = try reader.readString()
+        }
+      case "reason":
+        if try reader.readNull() {
+          self.reason = ""
+        } else {
+          self.reason = try reader.readString()
+        }
+      default:
+        try reader.unknownField(key, in: Self.protoMessageName)
+      }
+    }
+  }
+
+}
+
+extension Campus_Students_V1_Student {
+  /// From `[(quad.v1.personal) = true]`: the numbers of the fields holding personal data.
+  package static let personalFieldNumbers: [Swift.Int32] = [2, 3, 4]
+}
+
+extension Campus_Students_V1_StudentRegistered {
+  /// From `[(quad.v1.personal) = true]`: the numbers of the fields holding personal data.
+  package static let personalFieldNumbers: [Swift.Int32] = [2, 3, 4]
+}
+
+extension Campus_Students_V1_StudentUpdated {
+  /// From `[(quad.v1.personal) = true]`: the numbers of the fields holding personal data.
+  package static let personalFieldNumbers: [Swift.Int32] = [2, 3, 4]
+}
+
 extension Campus_Students_V1_StudentRegistered: QuadProtobuf.DomainEvent {
   /// From `option (quad.v1.event)`: the stream type these events are appended to.
   package static let streamType = "student"
@@ -3166,6 +3381,11 @@ extension Campus_Students_V1_CardReportedLost: QuadProtobuf.DomainEvent {
   package static let streamType = "student"
 }
 
+extension Campus_Students_V1_StudentErased: QuadProtobuf.DomainEvent {
+  /// From `option (quad.v1.event)`: the stream type these events are appended to.
+  package static let streamType = "student"
+}
+
 /// The domain events `campus/students/v1/students.proto` declares: one case per event, for typed subscriptions.
 package enum QuadEvents_campus_students_v1_students_proto: QuadProtobuf.DomainEventSet, Swift.Hashable {
   case studentRegistered(Campus_Students_V1_StudentRegistered)
@@ -3173,6 +3393,7 @@ package enum QuadEvents_campus_students_v1_students_proto: QuadProtobuf.DomainEv
   case studentStatusChanged(Campus_Students_V1_StudentStatusChanged)
   case cardIssued(Campus_Students_V1_CardIssued)
   case cardReportedLost(Campus_Students_V1_CardReportedLost)
+  case studentErased(Campus_Students_V1_StudentErased)
 
   package static let eventTypes: [Swift.String] = [
     "campus.students.v1.StudentRegistered",
@@ -3180,6 +3401,7 @@ package enum QuadEvents_campus_students_v1_students_proto: QuadProtobuf.DomainEv
     "campus.students.v1.StudentStatusChanged",
     "campus.students.v1.CardIssued",
     "campus.students.v1.CardReportedLost",
+    "campus.students.v1.StudentErased",
   ]
 
   package init?(eventType: Swift.String, payload: [Swift.UInt8]) throws {
@@ -3189,9 +3411,16 @@ package enum QuadEvents_campus_students_v1_students_proto: QuadProtobuf.DomainEv
     case "campus.students.v1.StudentStatusChanged": self = .studentStatusChanged(try Campus_Students_V1_StudentStatusChanged(serializedBytes: payload))
     case "campus.students.v1.CardIssued": self = .cardIssued(try Campus_Students_V1_CardIssued(serializedBytes: payload))
     case "campus.students.v1.CardReportedLost": self = .cardReportedLost(try Campus_Students_V1_CardReportedLost(serializedBytes: payload))
+    case "campus.students.v1.StudentErased": self = .studentErased(try Campus_Students_V1_StudentErased(serializedBytes: payload))
     default: return nil
     }
   }
+
+  /// The events with fields marked `[(quad.v1.personal) = true]`, and those fields' numbers.
+  package static let personalFieldNumbers: [Swift.String: [Swift.Int32]] = [
+    "campus.students.v1.StudentRegistered": [2, 3, 4],
+    "campus.students.v1.StudentUpdated": [2, 3, 4],
+  ]
 }
 
 /// `campus/students/v1/students.proto` as protoc parsed it (comments included): what server reflection serves.
@@ -3206,6 +3435,7 @@ package enum QuadFile_campus_students_v1_students_proto {
     Campus_Students_V1_IssueCardRequest.self,
     Campus_Students_V1_ReportCardLostRequest.self,
     Campus_Students_V1_GetStudentRequest.self,
+    Campus_Students_V1_EraseStudentRequest.self,
     Campus_Students_V1_ListStudentsRequest.self,
     Campus_Students_V1_ListStudentsResponse.self,
     Campus_Students_V1_GetStudentHistoryRequest.self,
@@ -3220,267 +3450,292 @@ package enum QuadFile_campus_students_v1_students_proto {
     Campus_Students_V1_StudentStatusChanged.self,
     Campus_Students_V1_CardIssued.self,
     Campus_Students_V1_CardReportedLost.self,
+    Campus_Students_V1_StudentErased.self,
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
   package static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
   CiFjYW1wdXMvc3R1ZGVudHMvdjEvc3R1ZGVudHMucHJvdG8SEmNhbXB1cy5zdHVkZW50cy52MRoZZ29vZ2xlL3Byb3RvYnVmL2Fu
   eS5wcm90bxogZ29vZ2xlL3Byb3RvYnVmL2ZpZWxkX21hc2sucHJvdG8aH2dvb2dsZS9wcm90b2J1Zi90aW1lc3RhbXAucHJvdG8a
-  FXF1YWQvdjEvb3B0aW9ucy5wcm90byLNAwoHU3R1ZGVudBIdCgpzdHVkZW50X2lkGAEgASgJUglzdHVkZW50SWQSHQoKZ2l2ZW5f
-  bmFtZRgCIAEoCVIJZ2l2ZW5OYW1lEh8KC2ZhbWlseV9uYW1lGAMgASgJUgpmYW1pbHlOYW1lEhQKBWVtYWlsGAQgASgJUgVlbWFp
-  bBIYCgdwcm9ncmFtGAUgASgJUgdwcm9ncmFtEh8KC2Vucm9sbGVkX29uGAYgASgJUgplbnJvbGxlZE9uEjkKBnN0YXR1cxgHIAEo
-  DjIhLmNhbXB1cy5zdHVkZW50cy52MS5TdHVkZW50U3RhdHVzUgZzdGF0dXMSFwoHY2FyZF9pZBgIIAEoCVIGY2FyZElkEigKEHJl
-  dGlyZWRfY2FyZF9pZHMYCSADKAlSDnJldGlyZWRDYXJkSWRzEhgKB3ZlcnNpb24YCiABKANSB3ZlcnNpb24SPwoNcmVnaXN0ZXJl
-  ZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBSDHJlZ2lzdGVyZWRBdBI5Cgp1cGRhdGVkX2F0GAwgASgLMhou
-  Z29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcFIJdXBkYXRlZEF0IsgBChZSZWdpc3RlclN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRf
-  aWQYASABKAlSCXN0dWRlbnRJZBIdCgpnaXZlbl9uYW1lGAIgASgJUglnaXZlbk5hbWUSHwoLZmFtaWx5X25hbWUYAyABKAlSCmZh
-  bWlseU5hbWUSFAoFZW1haWwYBCABKAlSBWVtYWlsEhgKB3Byb2dyYW0YBSABKAlSB3Byb2dyYW0SHwoLZW5yb2xsZWRfb24YBiAB
-  KAlSCmVucm9sbGVkT24irgIKFFVwZGF0ZVN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIpChBl
-  eHBlY3RlZF92ZXJzaW9uGAIgASgDUg9leHBlY3RlZFZlcnNpb24SHQoKZ2l2ZW5fbmFtZRgDIAEoCVIJZ2l2ZW5OYW1lEh8KC2Zh
-  bWlseV9uYW1lGAQgASgJUgpmYW1pbHlOYW1lEhQKBWVtYWlsGAUgASgJUgVlbWFpbBIYCgdwcm9ncmFtGAYgASgJUgdwcm9ncmFt
-  Eh8KC2Vucm9sbGVkX29uGAcgASgJUgplbnJvbGxlZE9uEjsKC3VwZGF0ZV9tYXNrGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLkZp
-  ZWxkTWFza1IKdXBkYXRlTWFzayK5AQoaQ2hhbmdlU3R1ZGVudFN0YXR1c1JlcXVlc3QSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1
-  ZGVudElkEikKEGV4cGVjdGVkX3ZlcnNpb24YAiABKANSD2V4cGVjdGVkVmVyc2lvbhI5CgZzdGF0dXMYAyABKA4yIS5jYW1wdXMu
-  c3R1ZGVudHMudjEuU3R1ZGVudFN0YXR1c1IGc3RhdHVzEhYKBnJlYXNvbhgEIAEoCVIGcmVhc29uInUKEElzc3VlQ2FyZFJlcXVl
-  c3QSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEikKEGV4cGVjdGVkX3ZlcnNpb24YAiABKANSD2V4cGVjdGVkVmVyc2lv
-  bhIXCgdjYXJkX2lkGAMgASgJUgZjYXJkSWQiegoVUmVwb3J0Q2FyZExvc3RSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0
-  dWRlbnRJZBIpChBleHBlY3RlZF92ZXJzaW9uGAIgASgDUg9leHBlY3RlZFZlcnNpb24SFwoHY2FyZF9pZBgDIAEoCVIGY2FyZElk
-  IjIKEUdldFN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZCKmAQoTTGlzdFN0dWRlbnRzUmVxdWVz
-  dBIbCglwYWdlX3NpemUYASABKAVSCHBhZ2VTaXplEh0KCnBhZ2VfdG9rZW4YAiABKAlSCXBhZ2VUb2tlbhI5CgZzdGF0dXMYAyAB
-  KA4yIS5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFN0YXR1c1IGc3RhdHVzEhgKB3Byb2dyYW0YBCABKAlSB3Byb2dyYW0idwoU
-  TGlzdFN0dWRlbnRzUmVzcG9uc2USNwoIc3R1ZGVudHMYASADKAsyGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFIIc3R1ZGVu
-  dHMSJgoPbmV4dF9wYWdlX3Rva2VuGAIgASgJUg1uZXh0UGFnZVRva2VuInUKGEdldFN0dWRlbnRIaXN0b3J5UmVxdWVzdBIdCgpz
-  dHVkZW50X2lkGAEgASgJUglzdHVkZW50SWQSGwoJcGFnZV9zaXplGAIgASgFUghwYWdlU2l6ZRIdCgpwYWdlX3Rva2VuGAMgASgJ
-  UglwYWdlVG9rZW4itAEKE1N0dWRlbnRIaXN0b3J5RW50cnkSGAoHdmVyc2lvbhgBIAEoA1IHdmVyc2lvbhIaCghwb3NpdGlvbhgC
-  IAEoA1IIcG9zaXRpb24SOwoLcmVjb3JkZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpyZWNvcmRlZEF0
-  EioKBWV2ZW50GAQgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueVIFZXZlbnQihgEKGUdldFN0dWRlbnRIaXN0b3J5UmVzcG9uc2US
-  QQoHZW50cmllcxgBIAMoCzInLmNhbXB1cy5zdHVkZW50cy52MS5TdHVkZW50SGlzdG9yeUVudHJ5UgdlbnRyaWVzEiYKD25leHRf
-  cGFnZV90b2tlbhgCIAEoCVINbmV4dFBhZ2VUb2tlbiJnChVHZXRTdHVkZW50QXNPZlJlcXVlc3QSHQoKc3R1ZGVudF9pZBgBIAEo
-  CVIJc3R1ZGVudElkEi8KBWFzX29mGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcFIEYXNPZiL2AQoJUm9zdGVyUm93
-  Eh0KCnJvd19udW1iZXIYASABKANSCXJvd051bWJlchIhCgxyZWdpc3RyYXJfaWQYAiABKAlSC3JlZ2lzdHJhcklkEh0KCmdpdmVu
-  X25hbWUYAyABKAlSCWdpdmVuTmFtZRIfCgtmYW1pbHlfbmFtZRgEIAEoCVIKZmFtaWx5TmFtZRIUCgVlbWFpbBgFIAEoCVIFZW1h
-  aWwSGAoHcHJvZ3JhbRgGIAEoCVIHcHJvZ3JhbRIWCgZzdGF0dXMYByABKAlSBnN0YXR1cxIfCgtlbnJvbGxlZF9vbhgIIAEoCVIK
-  ZW5yb2xsZWRPbiLGAQoUSW1wb3J0Um9zdGVyUmVzcG9uc2USGAoHY3JlYXRlZBgBIAEoA1IHY3JlYXRlZBIYCgd1cGRhdGVkGAIg
-  ASgDUgd1cGRhdGVkEhwKCXVuY2hhbmdlZBgDIAEoA1IJdW5jaGFuZ2VkEhoKCHJlamVjdGVkGAQgASgDUghyZWplY3RlZBJACgpy
-  ZWplY3Rpb25zGAUgAygLMiAuY2FtcHVzLnN0dWRlbnRzLnYxLlJvd1JlamVjdGlvblIKcmVqZWN0aW9ucyJoCgxSb3dSZWplY3Rp
-  b24SHQoKcm93X251bWJlchgBIAEoA1IJcm93TnVtYmVyEiEKDHJlZ2lzdHJhcl9pZBgCIAEoCVILcmVnaXN0cmFySWQSFgoGcmVh
-  c29uGAMgASgJUgZyZWFzb24ijQIKEVN0dWRlbnRSZWdpc3RlcmVkEh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIdCgpn
-  aXZlbl9uYW1lGAIgASgJUglnaXZlbk5hbWUSHwoLZmFtaWx5X25hbWUYAyABKAlSCmZhbWlseU5hbWUSFAoFZW1haWwYBCABKAlS
-  BWVtYWlsEhgKB3Byb2dyYW0YBSABKAlSB3Byb2dyYW0SHwoLZW5yb2xsZWRfb24YBiABKAlSCmVucm9sbGVkT24SOQoGc3RhdHVz
-  GAcgASgOMiEuY2FtcHVzLnN0dWRlbnRzLnYxLlN0dWRlbnRTdGF0dXNSBnN0YXR1czoNyvMYCQoHc3R1ZGVudCL2AQoOU3R1ZGVu
-  dFVwZGF0ZWQSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEh0KCmdpdmVuX25hbWUYAiABKAlSCWdpdmVuTmFtZRIfCgtm
-  YW1pbHlfbmFtZRgDIAEoCVIKZmFtaWx5TmFtZRIUCgVlbWFpbBgEIAEoCVIFZW1haWwSGAoHcHJvZ3JhbRgFIAEoCVIHcHJvZ3Jh
-  bRIfCgtlbnJvbGxlZF9vbhgGIAEoCVIKZW5yb2xsZWRPbhIlCg5jaGFuZ2VkX2ZpZWxkcxgHIAMoCVINY2hhbmdlZEZpZWxkczoN
-  yvMYCQoHc3R1ZGVudCLGAQoUU3R1ZGVudFN0YXR1c0NoYW5nZWQSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEjUKBGZy
-  b20YAiABKA4yIS5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFN0YXR1c1IEZnJvbRIxCgJ0bxgDIAEoDjIhLmNhbXB1cy5zdHVk
-  ZW50cy52MS5TdHVkZW50U3RhdHVzUgJ0bxIWCgZyZWFzb24YBCABKAlSBnJlYXNvbjoNyvMYCQoHc3R1ZGVudCJ9CgpDYXJkSXNz
-  dWVkEh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIXCgdjYXJkX2lkGAIgASgJUgZjYXJkSWQSKAoQcmVwbGFjZWRfY2Fy
-  ZF9pZBgDIAEoCVIOcmVwbGFjZWRDYXJkSWQ6DcrzGAkKB3N0dWRlbnQiWQoQQ2FyZFJlcG9ydGVkTG9zdBIdCgpzdHVkZW50X2lk
-  GAEgASgJUglzdHVkZW50SWQSFwoHY2FyZF9pZBgCIAEoCVIGY2FyZElkOg3K8xgJCgdzdHVkZW50KqUBCg1TdHVkZW50U3RhdHVz
-  Eh4KGlNUVURFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXU1RVREVOVF9TVEFUVVNfRU5ST0xMRUQQARIbChdTVFVERU5UX1NU
-  QVRVU19PTl9MRUFWRRACEhwKGFNUVURFTlRfU1RBVFVTX0dSQURVQVRFRBADEhwKGFNUVURFTlRfU1RBVFVTX1dJVEhEUkFXThAE
-  MqgHCghTdHVkZW50cxJaCg9SZWdpc3RlclN0dWRlbnQSKi5jYW1wdXMuc3R1ZGVudHMudjEuUmVnaXN0ZXJTdHVkZW50UmVxdWVz
-  dBobLmNhbXB1cy5zdHVkZW50cy52MS5TdHVkZW50ElYKDVVwZGF0ZVN0dWRlbnQSKC5jYW1wdXMuc3R1ZGVudHMudjEuVXBkYXRl
-  U3R1ZGVudFJlcXVlc3QaGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudBJiChNDaGFuZ2VTdHVkZW50U3RhdHVzEi4uY2FtcHVz
-  LnN0dWRlbnRzLnYxLkNoYW5nZVN0dWRlbnRTdGF0dXNSZXF1ZXN0GhsuY2FtcHVzLnN0dWRlbnRzLnYxLlN0dWRlbnQSTgoJSXNz
-  dWVDYXJkEiQuY2FtcHVzLnN0dWRlbnRzLnYxLklzc3VlQ2FyZFJlcXVlc3QaGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudBJY
-  Cg5SZXBvcnRDYXJkTG9zdBIpLmNhbXB1cy5zdHVkZW50cy52MS5SZXBvcnRDYXJkTG9zdFJlcXVlc3QaGy5jYW1wdXMuc3R1ZGVu
-  dHMudjEuU3R1ZGVudBJQCgpHZXRTdHVkZW50EiUuY2FtcHVzLnN0dWRlbnRzLnYxLkdldFN0dWRlbnRSZXF1ZXN0GhsuY2FtcHVz
-  LnN0dWRlbnRzLnYxLlN0dWRlbnQSYQoMTGlzdFN0dWRlbnRzEicuY2FtcHVzLnN0dWRlbnRzLnYxLkxpc3RTdHVkZW50c1JlcXVl
-  c3QaKC5jYW1wdXMuc3R1ZGVudHMudjEuTGlzdFN0dWRlbnRzUmVzcG9uc2UScAoRR2V0U3R1ZGVudEhpc3RvcnkSLC5jYW1wdXMu
-  c3R1ZGVudHMudjEuR2V0U3R1ZGVudEhpc3RvcnlSZXF1ZXN0Gi0uY2FtcHVzLnN0dWRlbnRzLnYxLkdldFN0dWRlbnRIaXN0b3J5
-  UmVzcG9uc2USWAoOR2V0U3R1ZGVudEFzT2YSKS5jYW1wdXMuc3R1ZGVudHMudjEuR2V0U3R1ZGVudEFzT2ZSZXF1ZXN0GhsuY2Ft
-  cHVzLnN0dWRlbnRzLnYxLlN0dWRlbnQSWQoMSW1wb3J0Um9zdGVyEh0uY2FtcHVzLnN0dWRlbnRzLnYxLlJvc3RlclJvdxooLmNh
-  bXB1cy5zdHVkZW50cy52MS5JbXBvcnRSb3N0ZXJSZXNwb25zZSgBSs1vCgcSBQMAzQIBCugBCgEMEgMDABIa3QEgVGhlIHN0dWRl
-  bnRzIGNvbnRleHQ6IGVhY2ggc3R1ZGVudCBpcyBhbiBldmVudC1zb3VyY2VkIGFnZ3JlZ2F0ZSAoc3RyZWFtIHR5cGUgInN0dWRl
-  bnQiKSwKIGtlcHQgaW4gc3RlcCB3aXRoIHRoZSByZWdpc3RyYXIuIE90aGVyIGNvbnRleHRzIGxlYXJuIGFib3V0IHN0dWRlbnRz
-  IG9ubHkgZnJvbSB0aGUgZXZlbnRzCiBiZWxvdywgbmV2ZXIgYnkgY2FsbGluZyB0aGlzIHNlcnZpY2UuCgoICgECEgMFABsKCQoC
-  AwASAwcAIwoJCgIDARIDCAAqCgkKAgMCEgMJACkKCQoCAwMSAwoAHwrpAgoCBgASBBEALwEa3AIgU3R1ZGVudCByZWNvcmRzOiBy
-  ZWdpc3RyYXRpb24sIHByb2ZpbGUgY2hhbmdlcywgc3RhdHVzLCBjYW1wdXMgY2FyZHMsIGFuZCB0aGVpciBoaXN0b3J5LgoKIFdy
-  aXRlcyBhY2NlcHQgYW4gYGlkZW1wb3RlbmN5LWtleWAgaGVhZGVyIChhIHJldHJ5IGdldHMgdGhlIGZpcnN0IGFuc3dlciBhbmQg
-  d3JpdGVzIG5vdGhpbmcpCiBhbmQgYHgtY29ycmVsYXRpb24taWRgIC8gYHRyYWNlcGFyZW50YCwgd2hpY2ggdGhlIGV2ZW50cyBj
-  YXJyeS4gSW52YWxpZCByZXF1ZXN0cyBmYWlsIHdpdGgKIElOVkFMSURfQVJHVU1FTlQgYW5kIGEgYGdvb2dsZS5ycGMuQmFkUmVx
-  dWVzdGAgbmFtaW5nIGVhY2ggYmFkIGZpZWxkLgoKCgoDBgABEgMRCBAKTAoEBgACABIDEwJAGj8gUmVnaXN0ZXJzIGEgbmV3IHN0
-  dWRlbnQuIEFMUkVBRFlfRVhJU1RTIHdoZW4gdGhlIGlkIGlzIHRha2VuLgoKDAoFBgACAAESAxMGFQoMCgUGAAIAAhIDExYsCgwK
-  BQYAAgADEgMTNz4KqQEKBAYAAgESAxYCPBqbASBDaGFuZ2VzIGEgc3R1ZGVudCdzIHByb2ZpbGUuIEFCT1JURUQgd2hlbiBgZXhw
-  ZWN0ZWRfdmVyc2lvbmAgaXMgbm90IHRoZSBjdXJyZW50IHZlcnNpb24KIChyZWFkIHRoZSBzdHVkZW50IGFnYWluIGFuZCByZXRy
-  eSk7IE5PVF9GT1VORCBmb3IgYW4gdW5rbm93biBpZC4KCgwKBQYAAgEBEgMWBhMKDAoFBgACAQISAxYUKAoMCgUGAAIBAxIDFjM6
-  Cn0KBAYAAgISAxkCSBpwIE1vdmVzIGEgc3R1ZGVudCB0byBhbm90aGVyIHN0YXR1cy4gRkFJTEVEX1BSRUNPTkRJVElPTiBmb3Ig
-  YSB0cmFuc2l0aW9uIHRoZSBydWxlcyBmb3JiaWQKIChzZWUgU3R1ZGVudFN0YXR1cykuCgoMCgUGAAICARIDGQYZCgwKBQYAAgIC
-  EgMZGjQKDAoFBgACAgMSAxk/RgqvAQoEBgACAxIDHAI0GqEBIElzc3VlcyBhIGNhbXB1cyBjYXJkLCByZXBsYWNpbmcgdGhlIGN1
-  cnJlbnQgb25lLiBBTFJFQURZX0VYSVNUUyB3aGVuIGFub3RoZXIgc3R1ZGVudCBob2xkcwogdGhlIGNhcmQ7IEZBSUxFRF9QUkVD
-  T05ESVRJT04gZm9yIGEgZ3JhZHVhdGVkIG9yIHdpdGhkcmF3biBzdHVkZW50LgoKDAoFBgACAwESAxwGDwoMCgUGAAIDAhIDHBAg
-  CgwKBQYAAgMDEgMcKzIKngEKBAYAAgQSAx8CPhqQASBSZXBvcnRzIHRoZSBzdHVkZW50J3MgY3VycmVudCBjYXJkIGxvc3Q6IHNj
-  YW5zIG9mIGl0IGFyZSBmbGFnZ2VkIGZyb20gdGhlbiBvbi4KIEZBSUxFRF9QUkVDT05ESVRJT04gd2hlbiBpdCBpcyBub3QgdGhl
-  IHN0dWRlbnQncyBjdXJyZW50IGNhcmQuCgoMCgUGAAIEARIDHwYUCgwKBQYAAgQCEgMfFSoKDAoFBgACBAMSAx81PApICgQGAAIF
-  EgMiAjYaOyBPbmUgc3R1ZGVudCBhcyB0aGV5IGFyZSBub3cuIE5PVF9GT1VORCBmb3IgYW4gdW5rbm93biBpZC4KCgwKBQYAAgUB
-  EgMiBhAKDAoFBgACBQISAyIRIgoMCgUGAAIFAxIDIi00CksKBAYAAgYSAyQCRxo+IFN0dWRlbnRzIGluIGlkIG9yZGVyLCBhIHBh
-  Z2UgYXQgYSB0aW1lLCBvcHRpb25hbGx5IGZpbHRlcmVkLgoKDAoFBgACBgESAyQGEgoMCgUGAAIGAhIDJBMmCgwKBQYAAgYDEgMk
-  MUUKQgoEBgACBxIDJgJWGjUgQSBzdHVkZW50J3MgZXZlbnRzLCBvbGRlc3QgZmlyc3QsIGEgcGFnZSBhdCBhIHRpbWUuCgoMCgUG
-  AAIHARIDJgYXCgwKBQYAAgcCEgMmGDAKDAoFBgACBwMSAyY7VAqSAQoEBgACCBIDKQI+GoQBIEEgc3R1ZGVudCBhcyB0aGV5IHdl
-  cmUgYXQgYSBwYXN0IGluc3RhbnQsIHJlYnVpbHQgZnJvbSB0aGUgZXZlbnRzIHJlY29yZGVkIGJ5IHRoZW4uCiBOT1RfRk9VTkQg
-  d2hlbiB0aGUgc3R1ZGVudCBkaWQgbm90IGV4aXN0IHlldC4KCgwKBQYAAggBEgMpBhQKDAoFBgACCAISAykVKgoMCgUGAAIIAxID
-  KTU8CpQCCgQGAAIJEgMuAkQahgIgSW1wb3J0cyB0aGUgcmVnaXN0cmFyJ3Mgcm9zdGVyLCBvbmUgcm93IHBlciBtZXNzYWdlOiBl
-  YWNoIHJvdyBpcyB2YWxpZGF0ZWQgYW5kIHJlZ2lzdGVyZWQKIG9yIHVwZGF0ZWQsIHdpdGggYW4gaWRlbXBvdGVuY3kga2V5IGRl
-  cml2ZWQgZnJvbSB0aGUgcm93LCBzbyBpbXBvcnRpbmcgdGhlIHNhbWUgcm9zdGVyCiBhZ2FpbiBjaGFuZ2VzIG5vdGhpbmcuIEJh
-  ZCByb3dzIGFyZSByZWplY3RlZCB3aXRoIHRoZWlyIHJlYXNvbjsgdGhlIG90aGVycyBnbyBvbi4KCgwKBQYAAgkBEgMuBhIKDAoF
-  BgACCQUSAy4TGQoMCgUGAAIJAhIDLhojCgwKBQYAAgkDEgMuLkIKzAEKAgUAEgQ2AEEBGr8BIFdoZXJlIGEgc3R1ZGVudCBzdGFu
-  ZHMuIEFsbG93ZWQgdHJhbnNpdGlvbnM6CiAgIEVOUk9MTEVEICAtPiBPTl9MRUFWRSwgR1JBRFVBVEVELCBXSVRIRFJBV04KICAg
-  T05fTEVBVkUgIC0+IEVOUk9MTEVELCBXSVRIRFJBV04KICAgV0lUSERSQVdOIC0+IEVOUk9MTEVEIChyZWFkbWlzc2lvbikKICAg
-  R1JBRFVBVEVEIGlzIGZpbmFsLgoKCgoDBQABEgM2BRIKPAoEBQACABIDOAIhGi8gTm90IHNldCAocmVmdXNlZCB3aGVyZSBhIHN0
-  YXR1cyBpcyByZXF1aXJlZCkuCgoMCgUFAAIAARIDOAIcCgwKBQUAAgACEgM4HyAKGAoEBQACARIDOgIeGgsgU3R1ZHlpbmcuCgoM
-  CgUFAAIBARIDOgIZCgwKBQUAAgECEgM6HB0KNwoEBQACAhIDPAIeGiogT24gYSBsZWF2ZSBvZiBhYnNlbmNlOyBrZWVwcyB0aGVp
-  ciBjYXJkLgoKDAoFBQACAgESAzwCGQoMCgUFAAICAhIDPBwdCiEKBAUAAgMSAz4CHxoUIEdyYWR1YXRlZCAoZmluYWwpLgoKDAoF
-  BQACAwESAz4CGgoMCgUFAAIDAhIDPh0eCjkKBAUAAgQSA0ACHxosIExlZnQgYmVmb3JlIGdyYWR1YXRpbmc7IG1heSBiZSByZWFk
-  bWl0dGVkLgoKDAoFBQACBAESA0ACGgoMCgUFAAIEAhIDQB0eCigKAgQAEgREAF4BGhwgQSBzdHVkZW50J3MgY3VycmVudCBzdGF0
-  ZS4KCgoKAwQAARIDRAgPCmgKBAQAAgASA0YCGBpbIFRoZSByZWdpc3RyYXIncyBpZDogMSB0byAzMiBsZXR0ZXJzLCBkaWdpdHMs
-  ICctJyBvciAnXycsIHN0YXJ0aW5nIHdpdGggYSBsZXR0ZXIgb3IgZGlnaXQuCgoMCgUEAAIABRIDRgIICgwKBQQAAgABEgNGCRMK
-  DAoFBAACAAMSA0YWFwoyCgQEAAIBEgNIAhgaJSBHaXZlbiBuYW1lKHMpLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAACAQUS
-  A0gCCAoMCgUEAAIBARIDSAkTCgwKBQQAAgEDEgNIFhcKMAoEBAACAhIDSgIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJh
-  Y3RlcnMuCgoMCgUEAAICBRIDSgIICgwKBQQAAgIBEgNKCRQKDAoFBAACAgMSA0oXGAo4CgQEAAIDEgNMAhMaKyBDb250YWN0IGVt
-  YWlsIChvbmUgJ0AnLCBhIGRvdHRlZCBkb21haW4pLgoKDAoFBAACAwUSA0wCCAoMCgUEAAIDARIDTAkOCgwKBQQAAgMDEgNMERIK
-  PQoEBAACBBIDTgIVGjAgU3R1ZHkgcHJvZ3JhbW1lIGNvZGUgKCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDAoFBAACBAUSA04C
-  CAoMCgUEAAIEARIDTgkQCgwKBQQAAgQDEgNOExQKOAoEBAACBRIDUAIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVktTU0tREQ7IG1h
-  eSBiZSBlbXB0eS4KCgwKBQQAAgUFEgNQAggKDAoFBAACBQESA1AJFAoMCgUEAAIFAxIDUBcYCiwKBAQAAgYSA1ICGxofIFdoZXJl
-  IHRoZSBzdHVkZW50IHN0YW5kcyBub3cuCgoMCgUEAAIGBhIDUgIPCgwKBQQAAgYBEgNSEBYKDAoFBAACBgMSA1IZGgo/CgQEAAIH
-  EgNUAhUaMiBUaGUgY2FyZCB0aGUgc3R1ZGVudCBob2xkcyBub3c7IGVtcHR5IHdoZW4gbm9uZS4KCgwKBQQAAgcFEgNUAggKDAoF
-  BAACBwESA1QJEAoMCgUEAAIHAxIDVBMUClYKBAQAAggSA1YCJxpJIENhcmRzIHRoZSBzdHVkZW50IGhlbGQgYmVmb3JlLCByZXBv
-  cnRlZCBsb3N0IG9yIHJlcGxhY2VkLCBvbGRlc3QgZmlyc3QuCgoMCgUEAAIIBBIDVgIKCgwKBQQAAggFEgNWCxEKDAoFBAACCAES
-  A1YSIgoMCgUEAAIIAxIDViUmCpoBCgQEAAIJEgNZAhUajAEgVGhlIGFnZ3JlZ2F0ZSdzIHZlcnNpb246IHRoZSBudW1iZXIgb2Yg
-  ZXZlbnRzIGluIGl0cyBzdHJlYW0uIFBhc3MgaXQgYXMKIGBleHBlY3RlZF92ZXJzaW9uYCB0byBjaGFuZ2UgdGhlIHN0dWRlbnQg
-  b25seSBpZiBub2JvZHkgZWxzZSBoYXMuCgoMCgUEAAIJBRIDWQIHCgwKBQQAAgkBEgNZCA8KDAoFBAACCQMSA1kSFApACgQEAAIK
-  EgNbAi8aMyBXaGVuIHRoZSBzdHVkZW50IHdhcyByZWdpc3RlcmVkIGFuZCBsYXN0IGNoYW5nZWQuCgoMCgUEAAIKBhIDWwIbCgwK
-  BQQAAgoBEgNbHCkKDAoFBAACCgMSA1ssLgoyCgQEAAILEgNdAiwaJSBXaGVuIHRoZSBuZXdlc3QgZXZlbnQgd2FzIHJlY29yZGVk
-  LgoKDAoFBAACCwYSA10CGwoMCgUEAAILARIDXRwmCgwKBQQAAgsDEgNdKSsKCgoCBAESBGAAbQEKCgoDBAEBEgNgCB4KMgoEBAEC
-  ABIDYgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCgwKBQQBAgAFEgNiAggKDAoFBAECAAESA2IJEwoM
-  CgUEAQIAAxIDYhYXCjIKBAQBAgESA2QCGBolIEdpdmVuIG5hbWUocyksIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoMCgUEAQIBBRID
-  ZAIICgwKBQQBAgEBEgNkCRMKDAoFBAECAQMSA2QWFwowCgQEAQICEgNmAhkaIyBGYW1pbHkgbmFtZSwgMSB0byAxMDAgY2hhcmFj
-  dGVycy4KCgwKBQQBAgIFEgNmAggKDAoFBAECAgESA2YJFAoMCgUEAQICAxIDZhcYCjgKBAQBAgMSA2gCExorIENvbnRhY3QgZW1h
-  aWwgKG9uZSAnQCcsIGEgZG90dGVkIGRvbWFpbikuCgoMCgUEAQIDBRIDaAIICgwKBQQBAgMBEgNoCQ4KDAoFBAECAwMSA2gREgo9
-  CgQEAQIEEgNqAhUaMCBTdHVkeSBwcm9ncmFtbWUgY29kZSAoIkNTLUJTQyIpOyBtYXkgYmUgZW1wdHkuCgoMCgUEAQIEBRIDagII
-  CgwKBQQBAgQBEgNqCRAKDAoFBAECBAMSA2oTFAo4CgQEAQIFEgNsAhkaKyBFbnJvbG1lbnQgZGF0ZSwgWVlZWS1NTS1ERDsgbWF5
-  IGJlIGVtcHR5LgoKDAoFBAECBQUSA2wCCAoMCgUEAQIFARIDbAkUCgwKBQQBAgUDEgNsFxgKCwoCBAISBW8AgQEBCgoKAwQCARID
-  bwgcCjIKBAQCAgASA3ECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoMCgUEAgIABRIDcQIICgwKBQQC
-  AgABEgNxCRMKDAoFBAICAAMSA3EWFwpgCgQEAgIBEgNzAh0aUyBUaGUgdmVyc2lvbiB0aGUgY2hhbmdlIHdhcyBkZWNpZGVkIG9u
-  OyAwIG1lYW5zICJ3aGF0ZXZlciB0aGUgY3VycmVudCB2ZXJzaW9uIGlzIi4KCgwKBQQCAgEFEgNzAgcKDAoFBAICAQESA3MIGAoM
-  CgUEAgIBAxIDcxscCkAKBAQCAgISA3UCGBozIE5ldyB2YWx1ZXMgZm9yIHRoZSBmaWVsZHMgbmFtZWQgaW4gYHVwZGF0ZV9tYXNr
-  YC4KCgwKBQQCAgIFEgN1AggKDAoFBAICAgESA3UJEwoMCgUEAgICAxIDdRYXCjAKBAQCAgMSA3cCGRojIEZhbWlseSBuYW1lLCAx
-  IHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAICAwUSA3cCCAoMCgUEAgIDARIDdwkUCgwKBQQCAgMDEgN3FxgKOAoEBAICBBIDeQIT
-  GisgQ29udGFjdCBlbWFpbCAob25lICdAJywgYSBkb3R0ZWQgZG9tYWluKS4KCgwKBQQCAgQFEgN5AggKDAoFBAICBAESA3kJDgoM
-  CgUEAgIEAxIDeRESCj0KBAQCAgUSA3sCFRowIFN0dWR5IHByb2dyYW1tZSBjb2RlICgiQ1MtQlNDIik7IG1heSBiZSBlbXB0eS4K
-  CgwKBQQCAgUFEgN7AggKDAoFBAICBQESA3sJEAoMCgUEAgIFAxIDexMUCjgKBAQCAgYSA30CGRorIEVucm9sbWVudCBkYXRlLCBZ
-  WVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoMCgUEAgIGBRIDfQIICgwKBQQCAgYBEgN9CRQKDAoFBAICBgMSA30XGAqeAQoEBAIC
-  BxIEgAECLBqPASBUaGUgZmllbGRzIHRvIGNoYW5nZSwgb2YgZ2l2ZW5fbmFtZSwgZmFtaWx5X25hbWUsIGVtYWlsLCBwcm9ncmFt
-  LCBlbnJvbGxlZF9vbjsgZW1wdHkKIG1lYW5zIGV2ZXJ5IG9uZSBvZiB0aGVtIHNldCB0byBhIG5vbi1lbXB0eSB2YWx1ZSBhYm92
-  ZS4KCg0KBQQCAgcGEgSAAQIbCg0KBQQCAgcBEgSAARwnCg0KBQQCAgcDEgSAASorCgwKAgQDEgaDAQCMAQEKCwoDBAMBEgSDAQgi
-  CjMKBAQDAgASBIUBAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBAMCAAUSBIUBAggKDQoFBAMC
-  AAESBIUBCRMKDQoFBAMCAAMSBIUBFhcKKwoEBAMCARIEhwECHRodIEFzIGluIFVwZGF0ZVN0dWRlbnRSZXF1ZXN0LgoKDQoFBAMC
-  AQUSBIcBAgcKDQoFBAMCAQESBIcBCBgKDQoFBAMCAQMSBIcBGxwKJgoEBAMCAhIEiQECGxoYIFRoZSBzdGF0dXMgdG8gbW92ZSB0
-  by4KCg0KBQQDAgIGEgSJAQIPCg0KBQQDAgIBEgSJARAWCg0KBQQDAgIDEgSJARkaCj0KBAQDAgMSBIsBAhQaLyBXaHksIGZvciB0
-  aGUgcmVjb3JkIChhdCBtb3N0IDUwMCBjaGFyYWN0ZXJzKS4KCg0KBQQDAgMFEgSLAQIICg0KBQQDAgMBEgSLAQkPCg0KBQQDAgMD
-  EgSLARITCgwKAgQEEgaOAQCVAQEKCwoDBAQBEgSOAQgYCjMKBAQEAgASBJABAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVn
-  aXN0cmFyJ3MpLgoKDQoFBAQCAAUSBJABAggKDQoFBAQCAAESBJABCRMKDQoFBAQCAAMSBJABFhcKdQoEBAQCARIEkgECHRpnIFRo
-  ZSB2ZXJzaW9uIHRoZSBjaGFuZ2Ugd2FzIGRlY2lkZWQgb247IDAgbWVhbnMgIndoYXRldmVyIHRoZSBjdXJyZW50IHZlcnNpb24g
-  aXMiLiBBbm90aGVyIGlzIEFCT1JURUQuCgoNCgUEBAIBBRIEkgECBwoNCgUEBAIBARIEkgEIGAoNCgUEBAIBAxIEkgEbHAo+CgQE
-  BAICEgSUAQIVGjAgVGhlIGNhcmQncyBpZDogNCB0byAzMiBsZXR0ZXJzLCBkaWdpdHMgb3IgJy0nLgoKDQoFBAQCAgUSBJQBAggK
-  DQoFBAQCAgESBJQBCRAKDQoFBAQCAgMSBJQBExQKDAoCBAUSBpcBAJ4BAQoLCgMEBQESBJcBCB0KMwoEBAUCABIEmQECGBolIFRo
-  ZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEBQIABRIEmQECCAoNCgUEBQIAARIEmQEJEwoNCgUEBQIAAxIE
-  mQEWFwp1CgQEBQIBEgSbAQIdGmcgVGhlIHZlcnNpb24gdGhlIGNoYW5nZSB3YXMgZGVjaWRlZCBvbjsgMCBtZWFucyAid2hhdGV2
-  ZXIgdGhlIGN1cnJlbnQgdmVyc2lvbiBpcyIuIEFub3RoZXIgaXMgQUJPUlRFRC4KCg0KBQQFAgEFEgSbAQIHCg0KBQQFAgEBEgSb
-  AQgYCg0KBQQFAgEDEgSbARscCj4KBAQFAgISBJ0BAhUaMCBUaGUgY2FyZCdzIGlkOiA0IHRvIDMyIGxldHRlcnMsIGRpZ2l0cyBv
-  ciAnLScuCgoNCgUEBQICBRIEnQECCAoNCgUEBQICARIEnQEJEAoNCgUEBQICAxIEnQETFAoMCgIEBhIGoAEAowEBCgsKAwQGARIE
-  oAEIGQozCgQEBgIAEgSiAQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQGAgAFEgSiAQIICg0K
-  BQQGAgABEgSiAQkTCg0KBQQGAgADEgSiARYXCgwKAgQHEgalAQCuAQEKCwoDBAcBEgSlAQgbCjsKBAQHAgASBKcBAhYaLSBBdCBt
-  b3N0IHRoaXMgbWFueSAoMSB0byAxMDAwOyAwIG1lYW5zIDEwMCkuCgoNCgUEBwIABRIEpwECBwoNCgUEBwIAARIEpwEIEQoNCgUE
-  BwIAAxIEpwEUFQpMCgQEBwIBEgSpAQIYGj4gYG5leHRfcGFnZV90b2tlbmAgb2YgdGhlIHByZXZpb3VzIHBhZ2U7IGVtcHR5IGZv
-  ciB0aGUgZmlyc3QuCgoNCgUEBwIBBRIEqQECCAoNCgUEBwIBARIEqQEJEwoNCgUEBwIBAxIEqQEWFwo5CgQEBwICEgSrAQIbGisg
-  T25seSBzdHVkZW50cyB3aXRoIHRoaXMgc3RhdHVzLCB3aGVuIHNldC4KCg0KBQQHAgIGEgSrAQIPCg0KBQQHAgIBEgSrARAWCg0K
-  BQQHAgIDEgSrARkaCjoKBAQHAgMSBK0BAhUaLCBPbmx5IHN0dWRlbnRzIG9mIHRoaXMgcHJvZ3JhbW1lLCB3aGVuIHNldC4KCg0K
-  BQQHAgMFEgStAQIICg0KBQQHAgMBEgStAQkQCg0KBQQHAgMDEgStARMUCgwKAgQIEgawAQC1AQEKCwoDBAgBEgSwAQgcCiYKBAQI
-  AgASBLIBAiAaGCBUaGUgcGFnZSwgaW4gaWQgb3JkZXIuCgoNCgUECAIABBIEsgECCgoNCgUECAIABhIEsgELEgoNCgUECAIAARIE
-  sgETGwoNCgUECAIAAxIEsgEeHwpACgQECAIBEgS0AQIdGjIgUGFzcyBpdCB0byBnZXQgdGhlIG5leHQgcGFnZTsgZW1wdHkgb24g
-  dGhlIGxhc3QuCgoNCgUECAIBBRIEtAECCAoNCgUECAIBARIEtAEJGAoNCgUECAIBAxIEtAEbHAoMCgIECRIGtwEAvgEBCgsKAwQJ
-  ARIEtwEIIAozCgQECQIAEgS5AQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQJAgAFEgS5AQII
-  Cg0KBQQJAgABEgS5AQkTCg0KBQQJAgADEgS5ARYXCioKBAQJAgESBLsBAhYaHCBBcyBpbiBMaXN0U3R1ZGVudHNSZXF1ZXN0LgoK
-  DQoFBAkCAQUSBLsBAgcKDQoFBAkCAQESBLsBCBEKDQoFBAkCAQMSBLsBFBUKTAoEBAkCAhIEvQECGBo+IGBuZXh0X3BhZ2VfdG9r
-  ZW5gIG9mIHRoZSBwcmV2aW91cyBwYWdlOyBlbXB0eSBmb3IgdGhlIGZpcnN0LgoKDQoFBAkCAgUSBL0BAggKDQoFBAkCAgESBL0B
-  CRMKDQoFBAkCAgMSBL0BFhcKMAoCBAoSBsEBAMoBARoiIE9uZSBldmVudCBvZiBhIHN0dWRlbnQncyBzdHJlYW0uCgoLCgMECgES
-  BMEBCBsKMgoEBAoCABIEwwECFBokIFRoZSBzdHJlYW0gdmVyc2lvbiB0aGUgZXZlbnQgbWFkZS4KCg0KBQQKAgAFEgTDAQIHCg0K
-  BQQKAgABEgTDAQgPCg0KBQQKAgADEgTDARITCjEKBAQKAgESBMUBAhUaIyBJdHMgcGxhY2UgaW4gdGhlIHdob2xlIGV2ZW50IGxv
-  Zy4KCg0KBQQKAgEFEgTFAQIHCg0KBQQKAgEBEgTFAQgQCg0KBQQKAgEDEgTFARMUCjAKBAQKAgISBMcBAiwaIiBXaGVuIHRoZSBs
-  b2cgcmVjb3JkZWQgdGhlIGV2ZW50LgoKDQoFBAoCAgYSBMcBAhsKDQoFBAoCAgESBMcBHCcKDQoFBAoCAgMSBMcBKisKSQoEBAoC
-  AxIEyQECIBo7IFRoZSBldmVudCAob25lIG9mIHRoZSBtZXNzYWdlcyBiZWxvdyksIHdpdGggaXRzIHR5cGUgVVJMLgoKDQoFBAoC
-  AwYSBMkBAhUKDQoFBAoCAwESBMkBFhsKDQoFBAoCAwMSBMkBHh8KDAoCBAsSBswBANEBAQoLCgMECwESBMwBCCEKJwoEBAsCABIE
-  zgECKxoZIFRoZSBwYWdlLCBvbGRlc3QgZmlyc3QuCgoNCgUECwIABBIEzgECCgoNCgUECwIABhIEzgELHgoNCgUECwIAARIEzgEf
-  JgoNCgUECwIAAxIEzgEpKgpACgQECwIBEgTQAQIdGjIgUGFzcyBpdCB0byBnZXQgdGhlIG5leHQgcGFnZTsgZW1wdHkgb24gdGhl
-  IGxhc3QuCgoNCgUECwIBBRIE0AECCAoNCgUECwIBARIE0AEJGAoNCgUECwIBAxIE0AEbHAoMCgIEDBIG0wEA2AEBCgsKAwQMARIE
-  0wEIHQozCgQEDAIAEgTVAQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQMAgAFEgTVAQIICg0K
-  BQQMAgABEgTVAQkTCg0KBQQMAgADEgTVARYXCmoKBAQMAgESBNcBAiYaXCBUaGUgaW5zdGFudDogdGhlIHN0dWRlbnQgYXMgdGhl
-  IGV2ZW50cyByZWNvcmRlZCB1cCB0byBpdCAoaW5jbHVzaXZlKSBsZWF2ZSB0aGVtLiBSZXF1aXJlZC4KCg0KBQQMAgEGEgTXAQIb
-  Cg0KBQQMAgEBEgTXARwhCg0KBQQMAgEDEgTXASQlClwKAgQNEgbbAQDsAQEaTiBPbmUgcm93IG9mIHRoZSByZWdpc3RyYXIncyBy
-  b3N0ZXIgKHRoZSBjb2x1bW5zIG9mIGBxdWFkIGltcG9ydGAncyBDU1YgZmlsZSkuCgoLCgMEDQESBNsBCBEKYAoEBA0CABIE3QEC
-  FxpSIFRoZSByb3cncyBudW1iZXIgaW4gaXRzIGZpbGUgKGZvciB0aGUgcmVqZWN0aW9uIHJlcG9ydCk7IDAgd2hlbiBub3QgZnJv
-  bSBhIGZpbGUuCgoNCgUEDQIABRIE3QECBwoNCgUEDQIAARIE3QEIEgoNCgUEDQIAAxIE3QEVFgorCgQEDQIBEgTfAQIaGh0gUmVx
-  dWlyZWQ6IHRoZSBzdHVkZW50J3MgaWQuCgoNCgUEDQIBBRIE3wECCAoNCgUEDQIBARIE3wEJFQoNCgUEDQIBAxIE3wEYGQoZCgQE
-  DQICEgThAQIYGgsgUmVxdWlyZWQuCgoNCgUEDQICBRIE4QECCAoNCgUEDQICARIE4QEJEwoNCgUEDQICAxIE4QEWFwoZCgQEDQID
-  EgTjAQIZGgsgUmVxdWlyZWQuCgoNCgUEDQIDBRIE4wECCAoNCgUEDQIDARIE4wEJFAoNCgUEDQIDAxIE4wEXGAoZCgQEDQIEEgTl
-  AQITGgsgUmVxdWlyZWQuCgoNCgUEDQIEBRIE5QECCAoNCgUEDQIEARIE5QEJDgoNCgUEDQIEAxIE5QEREgozCgQEDQIFEgTnAQIV
-  GiUgU3R1ZHkgcHJvZ3JhbW1lIGNvZGU7IG1heSBiZSBlbXB0eS4KCg0KBQQNAgUFEgTnAQIICg0KBQQNAgUBEgTnAQkQCg0KBQQN
-  AgUDEgTnARMUClkKBAQNAgYSBOkBAhQaSyAiZW5yb2xsZWQiLCAib25fbGVhdmUiLCAiZ3JhZHVhdGVkIiBvciAid2l0aGRyYXdu
-  IjsgZW1wdHkgbWVhbnMgZW5yb2xsZWQuCgoNCgUEDQIGBRIE6QECCAoNCgUEDQIGARIE6QEJDwoNCgUEDQIGAxIE6QESEwobCgQE
-  DQIHEgTrAQIZGg0gWVlZWS1NTS1ERC4KCg0KBQQNAgcFEgTrAQIICg0KBQQNAgcBEgTrAQkUCg0KBQQNAgcDEgTrARcYCgwKAgQO
-  EgbuAQD5AQEKCwoDBA4BEgTuAQgcCjMKBAQOAgASBPABAhQaJSBSb3dzIHRoYXQgcmVnaXN0ZXJlZCBhIG5ldyBzdHVkZW50LgoK
-  DQoFBA4CAAUSBPABAgcKDQoFBA4CAAESBPABCA8KDQoFBA4CAAMSBPABEhMKNgoEBA4CARIE8gECFBooIFJvd3MgdGhhdCBjaGFu
-  Z2VkIGFuIGV4aXN0aW5nIHN0dWRlbnQuCgoNCgUEDgIBBRIE8gECBwoNCgUEDgIBARIE8gEIDwoNCgUEDgIBAxIE8gESEwpUCgQE
-  DgICEgT0AQIWGkYgUm93cyB0aGF0IG1hdGNoZWQgdGhlIHN0dWRlbnQgYXMgcmVjb3JkZWQgKG9yIHdlcmUgaW1wb3J0ZWQgYmVm
-  b3JlKS4KCg0KBQQOAgIFEgT0AQIHCg0KBQQOAgIBEgT0AQgRCg0KBQQOAgIDEgT0ARQVCkgKBAQOAgMSBPYBAhUaOiBSb3dzIHJl
-  ZnVzZWQ7IHRoZSBmaXJzdCAxMDAwIGFyZSBsaXN0ZWQgaW4gYHJlamVjdGlvbnNgLgoKDQoFBA4CAwUSBPYBAgcKDQoFBA4CAwES
-  BPYBCBAKDQoFBA4CAwMSBPYBExQKMQoEBA4CBBIE+AECJxojIFRoZSBmaXJzdCAxMDAwIHJlZnVzZWQsIGluIG9yZGVyLgoKDQoF
-  BA4CBAQSBPgBAgoKDQoFBA4CBAYSBPgBCxcKDQoFBA4CBAESBPgBGCIKDQoFBA4CBAMSBPgBJSYKLQoCBA8SBvwBAIMCARofIFdo
-  eSBhIHJvc3RlciByb3cgd2FzIHJlZnVzZWQuCgoLCgMEDwESBPwBCBQKKwoEBA8CABIE/gECFxodIFRoZSByb3cncyBsaW5lIGlu
-  IGl0cyBmaWxlLgoKDQoFBA8CAAUSBP4BAgcKDQoFBA8CAAESBP4BCBIKDQoFBA8CAAMSBP4BFRYKJwoEBA8CARIEgAICGhoZIFRo
-  ZSByb3cncyByZWdpc3RyYXIgaWQuCgoNCgUEDwIBBRIEgAICCAoNCgUEDwIBARIEgAIJFQoNCgUEDwIBAxIEgAIYGQpWCgQEDwIC
-  EgSCAgIUGkggV2hhdCBpcyB3cm9uZyB3aXRoIHRoZSByb3cgKHRoZSBmaWVsZCBhbmQgd2h5LCBvciB0aGUgcnVsZSBpdCBicmVh
-  a3MpLgoKDQoFBA8CAgUSBIICAggKDQoFBA8CAgESBIICCQ8KDQoFBA8CAgMSBIICEhMKkgEKAgQQEgaIAgCYAgEaLyBBIHN0dWRl
-  bnQgd2FzIHJlZ2lzdGVyZWQgKHRoZSB3aG9sZSBwcm9maWxlKS4KMlMgLS0gRG9tYWluIGV2ZW50cyAoc3RyZWFtIHR5cGUgInN0
-  dWRlbnQiOyBrZXB0IGZvcmV2ZXIsIHNvIHRoZXkgb25seSBldmVyIGdyb3cpIC0tCgoLCgMEEAESBIgCCBkKCwoDBBAHEgSJAgI2
-  Cg4KBgQQB7mOAxIEiQICNgozCgQEEAIAEgSLAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQQ
-  AgAFEgSLAgIICg0KBQQQAgABEgSLAgkTCg0KBQQQAgADEgSLAhYXCjMKBAQQAgESBI0CAhgaJSBHaXZlbiBuYW1lKHMpLCAxIHRv
-  IDEwMCBjaGFyYWN0ZXJzLgoKDQoFBBACAQUSBI0CAggKDQoFBBACAQESBI0CCRMKDQoFBBACAQMSBI0CFhcKMQoEBBACAhIEjwIC
-  GRojIEZhbWlseSBuYW1lLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDQoFBBACAgUSBI8CAggKDQoFBBACAgESBI8CCRQKDQoFBBAC
-  AgMSBI8CFxgKOQoEBBACAxIEkQICExorIENvbnRhY3QgZW1haWwgKG9uZSAnQCcsIGEgZG90dGVkIGRvbWFpbikuCgoNCgUEEAID
-  BRIEkQICCAoNCgUEEAIDARIEkQIJDgoNCgUEEAIDAxIEkQIREgo+CgQEEAIEEgSTAgIVGjAgU3R1ZHkgcHJvZ3JhbW1lIGNvZGUg
-  KCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDQoFBBACBAUSBJMCAggKDQoFBBACBAESBJMCCRAKDQoFBBACBAMSBJMCExQKOQoE
-  BBACBRIElQICGRorIEVucm9sbWVudCBkYXRlLCBZWVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoNCgUEEAIFBRIElQICCAoNCgUE
-  EAIFARIElQIJFAoNCgUEEAIFAxIElQIXGApWCgQEEAIGEgSXAgIbGkggVGhlIHN0YXR1cyB0aGUgc3R1ZGVudCBzdGFydHMgaW4g
-  KEVOUk9MTEVEIHVubGVzcyBpbXBvcnRlZCBvdGhlcndpc2UpLgoKDQoFBBACBgYSBJcCAg8KDQoFBBACBgESBJcCEBYKDQoFBBAC
-  BgMSBJcCGRoKggEKAgQREgacAgCsAgEadCBBIHN0dWRlbnQncyBwcm9maWxlIGNoYW5nZWQ6IHRoZSB3aG9sZSBwcm9maWxlIGFm
-  dGVyIHRoZSBjaGFuZ2UsIHNvIGEgY29uc3VtZXIgbmVlZHMgbm8KIGVhcmxpZXIgZXZlbnQgdG8ga25vdyBpdC4KCgsKAwQRARIE
-  nAIIFgoLCgMEEQcSBJ0CAjYKDgoGBBEHuY4DEgSdAgI2CjMKBAQRAgASBJ8CAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVn
-  aXN0cmFyJ3MpLgoKDQoFBBECAAUSBJ8CAggKDQoFBBECAAESBJ8CCRMKDQoFBBECAAMSBJ8CFhcKMwoEBBECARIEoQICGBolIEdp
-  dmVuIG5hbWUocyksIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoNCgUEEQIBBRIEoQICCAoNCgUEEQIBARIEoQIJEwoNCgUEEQIBAxIE
-  oQIWFwoxCgQEEQICEgSjAgIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJhY3RlcnMuCgoNCgUEEQICBRIEowICCAoNCgUE
-  EQICARIEowIJFAoNCgUEEQICAxIEowIXGAo5CgQEEQIDEgSlAgITGisgQ29udGFjdCBlbWFpbCAob25lICdAJywgYSBkb3R0ZWQg
-  ZG9tYWluKS4KCg0KBQQRAgMFEgSlAgIICg0KBQQRAgMBEgSlAgkOCg0KBQQRAgMDEgSlAhESCj4KBAQRAgQSBKcCAhUaMCBTdHVk
-  eSBwcm9ncmFtbWUgY29kZSAoIkNTLUJTQyIpOyBtYXkgYmUgZW1wdHkuCgoNCgUEEQIEBRIEpwICCAoNCgUEEQIEARIEpwIJEAoN
-  CgUEEQIEAxIEpwITFAo5CgQEEQIFEgSpAgIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVktTU0tREQ7IG1heSBiZSBlbXB0eS4KCg0K
-  BQQRAgUFEgSpAgIICg0KBQQRAgUBEgSpAgkUCg0KBQQRAgUDEgSpAhcYCigKBAQRAgYSBKsCAiUaGiBUaGUgZmllbGRzIHRoYXQg
-  Y2hhbmdlZC4KCg0KBQQRAgYEEgSrAgIKCg0KBQQRAgYFEgSrAgsRCg0KBQQRAgYBEgSrAhIgCg0KBQQRAgYDEgSrAiMkCjIKAgQS
-  EgavAgC5AgEaJCBBIHN0dWRlbnQgbW92ZWQgdG8gYW5vdGhlciBzdGF0dXMuCgoLCgMEEgESBK8CCBwKCwoDBBIHEgSwAgI2Cg4K
-  BgQSB7mOAxIEsAICNgozCgQEEgIAEgSyAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQSAgAF
-  EgSyAgIICg0KBQQSAgABEgSyAgkTCg0KBQQSAgADEgSyAhYXCiIKBAQSAgESBLQCAhkaFCBUaGUgc3RhdHVzIGJlZm9yZS4KCg0K
-  BQQSAgEGEgS0AgIPCg0KBQQSAgEBEgS0AhAUCg0KBQQSAgEDEgS0AhcYCiEKBAQSAgISBLYCAhcaEyBUaGUgc3RhdHVzIGFmdGVy
-  LgoKDQoFBBICAgYSBLYCAg8KDQoFBBICAgESBLYCEBIKDQoFBBICAgMSBLYCFRYKTAoEBBICAxIEuAICFBo+IFdoeSwgYXMgdGhl
-  IGNhbGxlciBnYXZlIGl0ICgicmVnaXN0cmFyIHJvc3RlciIgZm9yIGltcG9ydHMpLgoKDQoFBBICAwUSBLgCAggKDQoFBBICAwES
-  BLgCCQ8KDQoFBBICAwMSBLgCEhMKYgoCBBMSBrwCAMQCARpUIEEgY2FyZCB3YXMgaXNzdWVkIHRvIGEgc3R1ZGVudDsgYHJlcGxh
-  Y2VkX2NhcmRfaWRgICh3aGVuIHNldCkgaXMgbm8gbG9uZ2VyIHRoZWlycy4KCgsKAwQTARIEvAIIEgoLCgMEEwcSBL0CAjYKDgoG
-  BBMHuY4DEgS9AgI2CjMKBAQTAgASBL8CAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBBMCAAUS
-  BL8CAggKDQoFBBMCAAESBL8CCRMKDQoFBBMCAAMSBL8CFhcKHQoEBBMCARIEwQICFRoPIFRoZSBuZXcgY2FyZC4KCg0KBQQTAgEF
-  EgTBAgIICg0KBQQTAgEBEgTBAgkQCg0KBQQTAgEDEgTBAhMUCj0KBAQTAgISBMMCAh4aLyBUaGUgY2FyZCBpdCByZXBsYWNlczsg
-  ZW1wdHkgZm9yIGEgZmlyc3QgY2FyZC4KCg0KBQQTAgIFEgTDAgIICg0KBQQTAgIBEgTDAgkZCg0KBQQTAgIDEgTDAhwdCjMKAgQU
-  EgbHAgDNAgEaJSBBIHN0dWRlbnQncyBjYXJkIHdhcyByZXBvcnRlZCBsb3N0LgoKCwoDBBQBEgTHAggYCgsKAwQUBxIEyAICNgoO
-  CgYEFAe5jgMSBMgCAjYKMwoEBBQCABIEygICGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEFAIA
-  BRIEygICCAoNCgUEFAIAARIEygIJEwoNCgUEFAIAAxIEygIWFwpECgQEFAIBEgTMAgIVGjYgVGhlIGxvc3QgY2FyZCAoc2NhbnMg
-  b2YgaXQgYXJlIGZsYWdnZWQgZnJvbSBub3cgb24pLgoKDQoFBBQCAQUSBMwCAggKDQoFBBQCAQESBMwCCRAKDQoFBBQCAQMSBMwC
-  ExRiBnByb3RvMw==
+  FXF1YWQvdjEvb3B0aW9ucy5wcm90byL3AwoHU3R1ZGVudBIdCgpzdHVkZW50X2lkGAEgASgJUglzdHVkZW50SWQSIwoKZ2l2ZW5f
+  bmFtZRgCIAEoCUIE0PMYAVIJZ2l2ZW5OYW1lEiUKC2ZhbWlseV9uYW1lGAMgASgJQgTQ8xgBUgpmYW1pbHlOYW1lEhoKBWVtYWls
+  GAQgASgJQgTQ8xgBUgVlbWFpbBIYCgdwcm9ncmFtGAUgASgJUgdwcm9ncmFtEh8KC2Vucm9sbGVkX29uGAYgASgJUgplbnJvbGxl
+  ZE9uEjkKBnN0YXR1cxgHIAEoDjIhLmNhbXB1cy5zdHVkZW50cy52MS5TdHVkZW50U3RhdHVzUgZzdGF0dXMSFwoHY2FyZF9pZBgI
+  IAEoCVIGY2FyZElkEigKEHJldGlyZWRfY2FyZF9pZHMYCSADKAlSDnJldGlyZWRDYXJkSWRzEhgKB3ZlcnNpb24YCiABKANSB3Zl
+  cnNpb24SPwoNcmVnaXN0ZXJlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBSDHJlZ2lzdGVyZWRBdBI5Cgp1
+  cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcFIJdXBkYXRlZEF0EhYKBmVyYXNlZBgNIAEoCFIGZXJh
+  c2VkIsgBChZSZWdpc3RlclN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIdCgpnaXZlbl9uYW1l
+  GAIgASgJUglnaXZlbk5hbWUSHwoLZmFtaWx5X25hbWUYAyABKAlSCmZhbWlseU5hbWUSFAoFZW1haWwYBCABKAlSBWVtYWlsEhgK
+  B3Byb2dyYW0YBSABKAlSB3Byb2dyYW0SHwoLZW5yb2xsZWRfb24YBiABKAlSCmVucm9sbGVkT24irgIKFFVwZGF0ZVN0dWRlbnRS
+  ZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIpChBleHBlY3RlZF92ZXJzaW9uGAIgASgDUg9leHBlY3RlZFZl
+  cnNpb24SHQoKZ2l2ZW5fbmFtZRgDIAEoCVIJZ2l2ZW5OYW1lEh8KC2ZhbWlseV9uYW1lGAQgASgJUgpmYW1pbHlOYW1lEhQKBWVt
+  YWlsGAUgASgJUgVlbWFpbBIYCgdwcm9ncmFtGAYgASgJUgdwcm9ncmFtEh8KC2Vucm9sbGVkX29uGAcgASgJUgplbnJvbGxlZE9u
+  EjsKC3VwZGF0ZV9tYXNrGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza1IKdXBkYXRlTWFzayK5AQoaQ2hhbmdlU3R1
+  ZGVudFN0YXR1c1JlcXVlc3QSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEikKEGV4cGVjdGVkX3ZlcnNpb24YAiABKANS
+  D2V4cGVjdGVkVmVyc2lvbhI5CgZzdGF0dXMYAyABKA4yIS5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFN0YXR1c1IGc3RhdHVz
+  EhYKBnJlYXNvbhgEIAEoCVIGcmVhc29uInUKEElzc3VlQ2FyZFJlcXVlc3QSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElk
+  EikKEGV4cGVjdGVkX3ZlcnNpb24YAiABKANSD2V4cGVjdGVkVmVyc2lvbhIXCgdjYXJkX2lkGAMgASgJUgZjYXJkSWQiegoVUmVw
+  b3J0Q2FyZExvc3RSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIpChBleHBlY3RlZF92ZXJzaW9uGAIgASgD
+  Ug9leHBlY3RlZFZlcnNpb24SFwoHY2FyZF9pZBgDIAEoCVIGY2FyZElkIjIKEUdldFN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRf
+  aWQYASABKAlSCXN0dWRlbnRJZCJMChNFcmFzZVN0dWRlbnRSZXF1ZXN0Eh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIW
+  CgZyZWFzb24YAiABKAlSBnJlYXNvbiKmAQoTTGlzdFN0dWRlbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKAVSCHBhZ2VTaXpl
+  Eh0KCnBhZ2VfdG9rZW4YAiABKAlSCXBhZ2VUb2tlbhI5CgZzdGF0dXMYAyABKA4yIS5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVu
+  dFN0YXR1c1IGc3RhdHVzEhgKB3Byb2dyYW0YBCABKAlSB3Byb2dyYW0idwoUTGlzdFN0dWRlbnRzUmVzcG9uc2USNwoIc3R1ZGVu
+  dHMYASADKAsyGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFIIc3R1ZGVudHMSJgoPbmV4dF9wYWdlX3Rva2VuGAIgASgJUg1u
+  ZXh0UGFnZVRva2VuInUKGEdldFN0dWRlbnRIaXN0b3J5UmVxdWVzdBIdCgpzdHVkZW50X2lkGAEgASgJUglzdHVkZW50SWQSGwoJ
+  cGFnZV9zaXplGAIgASgFUghwYWdlU2l6ZRIdCgpwYWdlX3Rva2VuGAMgASgJUglwYWdlVG9rZW4itAEKE1N0dWRlbnRIaXN0b3J5
+  RW50cnkSGAoHdmVyc2lvbhgBIAEoA1IHdmVyc2lvbhIaCghwb3NpdGlvbhgCIAEoA1IIcG9zaXRpb24SOwoLcmVjb3JkZWRfYXQY
+  AyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpyZWNvcmRlZEF0EioKBWV2ZW50GAQgASgLMhQuZ29vZ2xlLnByb3Rv
+  YnVmLkFueVIFZXZlbnQihgEKGUdldFN0dWRlbnRIaXN0b3J5UmVzcG9uc2USQQoHZW50cmllcxgBIAMoCzInLmNhbXB1cy5zdHVk
+  ZW50cy52MS5TdHVkZW50SGlzdG9yeUVudHJ5UgdlbnRyaWVzEiYKD25leHRfcGFnZV90b2tlbhgCIAEoCVINbmV4dFBhZ2VUb2tl
+  biJnChVHZXRTdHVkZW50QXNPZlJlcXVlc3QSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEi8KBWFzX29mGAIgASgLMhou
+  Z29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcFIEYXNPZiL2AQoJUm9zdGVyUm93Eh0KCnJvd19udW1iZXIYASABKANSCXJvd051bWJl
+  chIhCgxyZWdpc3RyYXJfaWQYAiABKAlSC3JlZ2lzdHJhcklkEh0KCmdpdmVuX25hbWUYAyABKAlSCWdpdmVuTmFtZRIfCgtmYW1p
+  bHlfbmFtZRgEIAEoCVIKZmFtaWx5TmFtZRIUCgVlbWFpbBgFIAEoCVIFZW1haWwSGAoHcHJvZ3JhbRgGIAEoCVIHcHJvZ3JhbRIW
+  CgZzdGF0dXMYByABKAlSBnN0YXR1cxIfCgtlbnJvbGxlZF9vbhgIIAEoCVIKZW5yb2xsZWRPbiLGAQoUSW1wb3J0Um9zdGVyUmVz
+  cG9uc2USGAoHY3JlYXRlZBgBIAEoA1IHY3JlYXRlZBIYCgd1cGRhdGVkGAIgASgDUgd1cGRhdGVkEhwKCXVuY2hhbmdlZBgDIAEo
+  A1IJdW5jaGFuZ2VkEhoKCHJlamVjdGVkGAQgASgDUghyZWplY3RlZBJACgpyZWplY3Rpb25zGAUgAygLMiAuY2FtcHVzLnN0dWRl
+  bnRzLnYxLlJvd1JlamVjdGlvblIKcmVqZWN0aW9ucyJoCgxSb3dSZWplY3Rpb24SHQoKcm93X251bWJlchgBIAEoA1IJcm93TnVt
+  YmVyEiEKDHJlZ2lzdHJhcl9pZBgCIAEoCVILcmVnaXN0cmFySWQSFgoGcmVhc29uGAMgASgJUgZyZWFzb24inwIKEVN0dWRlbnRS
+  ZWdpc3RlcmVkEh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIjCgpnaXZlbl9uYW1lGAIgASgJQgTQ8xgBUglnaXZlbk5h
+  bWUSJQoLZmFtaWx5X25hbWUYAyABKAlCBNDzGAFSCmZhbWlseU5hbWUSGgoFZW1haWwYBCABKAlCBNDzGAFSBWVtYWlsEhgKB3By
+  b2dyYW0YBSABKAlSB3Byb2dyYW0SHwoLZW5yb2xsZWRfb24YBiABKAlSCmVucm9sbGVkT24SOQoGc3RhdHVzGAcgASgOMiEuY2Ft
+  cHVzLnN0dWRlbnRzLnYxLlN0dWRlbnRTdGF0dXNSBnN0YXR1czoNyvMYCQoHc3R1ZGVudCKIAgoOU3R1ZGVudFVwZGF0ZWQSHQoK
+  c3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEiMKCmdpdmVuX25hbWUYAiABKAlCBNDzGAFSCWdpdmVuTmFtZRIlCgtmYW1pbHlf
+  bmFtZRgDIAEoCUIE0PMYAVIKZmFtaWx5TmFtZRIaCgVlbWFpbBgEIAEoCUIE0PMYAVIFZW1haWwSGAoHcHJvZ3JhbRgFIAEoCVIH
+  cHJvZ3JhbRIfCgtlbnJvbGxlZF9vbhgGIAEoCVIKZW5yb2xsZWRPbhIlCg5jaGFuZ2VkX2ZpZWxkcxgHIAMoCVINY2hhbmdlZEZp
+  ZWxkczoNyvMYCQoHc3R1ZGVudCLGAQoUU3R1ZGVudFN0YXR1c0NoYW5nZWQSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElk
+  EjUKBGZyb20YAiABKA4yIS5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudFN0YXR1c1IEZnJvbRIxCgJ0bxgDIAEoDjIhLmNhbXB1
+  cy5zdHVkZW50cy52MS5TdHVkZW50U3RhdHVzUgJ0bxIWCgZyZWFzb24YBCABKAlSBnJlYXNvbjoNyvMYCQoHc3R1ZGVudCJ9CgpD
+  YXJkSXNzdWVkEh0KCnN0dWRlbnRfaWQYASABKAlSCXN0dWRlbnRJZBIXCgdjYXJkX2lkGAIgASgJUgZjYXJkSWQSKAoQcmVwbGFj
+  ZWRfY2FyZF9pZBgDIAEoCVIOcmVwbGFjZWRDYXJkSWQ6DcrzGAkKB3N0dWRlbnQiWQoQQ2FyZFJlcG9ydGVkTG9zdBIdCgpzdHVk
+  ZW50X2lkGAEgASgJUglzdHVkZW50SWQSFwoHY2FyZF9pZBgCIAEoCVIGY2FyZElkOg3K8xgJCgdzdHVkZW50IlUKDVN0dWRlbnRF
+  cmFzZWQSHQoKc3R1ZGVudF9pZBgBIAEoCVIJc3R1ZGVudElkEhYKBnJlYXNvbhgCIAEoCVIGcmVhc29uOg3K8xgJCgdzdHVkZW50
+  KqUBCg1TdHVkZW50U3RhdHVzEh4KGlNUVURFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXU1RVREVOVF9TVEFUVVNfRU5ST0xM
+  RUQQARIbChdTVFVERU5UX1NUQVRVU19PTl9MRUFWRRACEhwKGFNUVURFTlRfU1RBVFVTX0dSQURVQVRFRBADEhwKGFNUVURFTlRf
+  U1RBVFVTX1dJVEhEUkFXThAEMv4HCghTdHVkZW50cxJaCg9SZWdpc3RlclN0dWRlbnQSKi5jYW1wdXMuc3R1ZGVudHMudjEuUmVn
+  aXN0ZXJTdHVkZW50UmVxdWVzdBobLmNhbXB1cy5zdHVkZW50cy52MS5TdHVkZW50ElYKDVVwZGF0ZVN0dWRlbnQSKC5jYW1wdXMu
+  c3R1ZGVudHMudjEuVXBkYXRlU3R1ZGVudFJlcXVlc3QaGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudBJiChNDaGFuZ2VTdHVk
+  ZW50U3RhdHVzEi4uY2FtcHVzLnN0dWRlbnRzLnYxLkNoYW5nZVN0dWRlbnRTdGF0dXNSZXF1ZXN0GhsuY2FtcHVzLnN0dWRlbnRz
+  LnYxLlN0dWRlbnQSTgoJSXNzdWVDYXJkEiQuY2FtcHVzLnN0dWRlbnRzLnYxLklzc3VlQ2FyZFJlcXVlc3QaGy5jYW1wdXMuc3R1
+  ZGVudHMudjEuU3R1ZGVudBJYCg5SZXBvcnRDYXJkTG9zdBIpLmNhbXB1cy5zdHVkZW50cy52MS5SZXBvcnRDYXJkTG9zdFJlcXVl
+  c3QaGy5jYW1wdXMuc3R1ZGVudHMudjEuU3R1ZGVudBJQCgpHZXRTdHVkZW50EiUuY2FtcHVzLnN0dWRlbnRzLnYxLkdldFN0dWRl
+  bnRSZXF1ZXN0GhsuY2FtcHVzLnN0dWRlbnRzLnYxLlN0dWRlbnQSYQoMTGlzdFN0dWRlbnRzEicuY2FtcHVzLnN0dWRlbnRzLnYx
+  Lkxpc3RTdHVkZW50c1JlcXVlc3QaKC5jYW1wdXMuc3R1ZGVudHMudjEuTGlzdFN0dWRlbnRzUmVzcG9uc2UScAoRR2V0U3R1ZGVu
+  dEhpc3RvcnkSLC5jYW1wdXMuc3R1ZGVudHMudjEuR2V0U3R1ZGVudEhpc3RvcnlSZXF1ZXN0Gi0uY2FtcHVzLnN0dWRlbnRzLnYx
+  LkdldFN0dWRlbnRIaXN0b3J5UmVzcG9uc2USWAoOR2V0U3R1ZGVudEFzT2YSKS5jYW1wdXMuc3R1ZGVudHMudjEuR2V0U3R1ZGVu
+  dEFzT2ZSZXF1ZXN0GhsuY2FtcHVzLnN0dWRlbnRzLnYxLlN0dWRlbnQSWQoMSW1wb3J0Um9zdGVyEh0uY2FtcHVzLnN0dWRlbnRz
+  LnYxLlJvc3RlclJvdxooLmNhbXB1cy5zdHVkZW50cy52MS5JbXBvcnRSb3N0ZXJSZXNwb25zZSgBElQKDEVyYXNlU3R1ZGVudBIn
+  LmNhbXB1cy5zdHVkZW50cy52MS5FcmFzZVN0dWRlbnRSZXF1ZXN0GhsuY2FtcHVzLnN0dWRlbnRzLnYxLlN0dWRlbnRKmHsKBxIF
+  AwDmAgEK6AEKAQwSAwMAEhrdASBUaGUgc3R1ZGVudHMgY29udGV4dDogZWFjaCBzdHVkZW50IGlzIGFuIGV2ZW50LXNvdXJjZWQg
+  YWdncmVnYXRlIChzdHJlYW0gdHlwZSAic3R1ZGVudCIpLAoga2VwdCBpbiBzdGVwIHdpdGggdGhlIHJlZ2lzdHJhci4gT3RoZXIg
+  Y29udGV4dHMgbGVhcm4gYWJvdXQgc3R1ZGVudHMgb25seSBmcm9tIHRoZSBldmVudHMKIGJlbG93LCBuZXZlciBieSBjYWxsaW5n
+  IHRoaXMgc2VydmljZS4KCggKAQISAwUAGwoJCgIDABIDBwAjCgkKAgMBEgMIACoKCQoCAwISAwkAKQoJCgIDAxIDCgAfCukCCgIG
+  ABIEEQA1ARrcAiBTdHVkZW50IHJlY29yZHM6IHJlZ2lzdHJhdGlvbiwgcHJvZmlsZSBjaGFuZ2VzLCBzdGF0dXMsIGNhbXB1cyBj
+  YXJkcywgYW5kIHRoZWlyIGhpc3RvcnkuCgogV3JpdGVzIGFjY2VwdCBhbiBgaWRlbXBvdGVuY3kta2V5YCBoZWFkZXIgKGEgcmV0
+  cnkgZ2V0cyB0aGUgZmlyc3QgYW5zd2VyIGFuZCB3cml0ZXMgbm90aGluZykKIGFuZCBgeC1jb3JyZWxhdGlvbi1pZGAgLyBgdHJh
+  Y2VwYXJlbnRgLCB3aGljaCB0aGUgZXZlbnRzIGNhcnJ5LiBJbnZhbGlkIHJlcXVlc3RzIGZhaWwgd2l0aAogSU5WQUxJRF9BUkdV
+  TUVOVCBhbmQgYSBgZ29vZ2xlLnJwYy5CYWRSZXF1ZXN0YCBuYW1pbmcgZWFjaCBiYWQgZmllbGQuCgoKCgMGAAESAxEIEApMCgQG
+  AAIAEgMTAkAaPyBSZWdpc3RlcnMgYSBuZXcgc3R1ZGVudC4gQUxSRUFEWV9FWElTVFMgd2hlbiB0aGUgaWQgaXMgdGFrZW4uCgoM
+  CgUGAAIAARIDEwYVCgwKBQYAAgACEgMTFiwKDAoFBgACAAMSAxM3PgqpAQoEBgACARIDFgI8GpsBIENoYW5nZXMgYSBzdHVkZW50
+  J3MgcHJvZmlsZS4gQUJPUlRFRCB3aGVuIGBleHBlY3RlZF92ZXJzaW9uYCBpcyBub3QgdGhlIGN1cnJlbnQgdmVyc2lvbgogKHJl
+  YWQgdGhlIHN0dWRlbnQgYWdhaW4gYW5kIHJldHJ5KTsgTk9UX0ZPVU5EIGZvciBhbiB1bmtub3duIGlkLgoKDAoFBgACAQESAxYG
+  EwoMCgUGAAIBAhIDFhQoCgwKBQYAAgEDEgMWMzoKfQoEBgACAhIDGQJIGnAgTW92ZXMgYSBzdHVkZW50IHRvIGFub3RoZXIgc3Rh
+  dHVzLiBGQUlMRURfUFJFQ09ORElUSU9OIGZvciBhIHRyYW5zaXRpb24gdGhlIHJ1bGVzIGZvcmJpZAogKHNlZSBTdHVkZW50U3Rh
+  dHVzKS4KCgwKBQYAAgIBEgMZBhkKDAoFBgACAgISAxkaNAoMCgUGAAICAxIDGT9GCq8BCgQGAAIDEgMcAjQaoQEgSXNzdWVzIGEg
+  Y2FtcHVzIGNhcmQsIHJlcGxhY2luZyB0aGUgY3VycmVudCBvbmUuIEFMUkVBRFlfRVhJU1RTIHdoZW4gYW5vdGhlciBzdHVkZW50
+  IGhvbGRzCiB0aGUgY2FyZDsgRkFJTEVEX1BSRUNPTkRJVElPTiBmb3IgYSBncmFkdWF0ZWQgb3Igd2l0aGRyYXduIHN0dWRlbnQu
+  CgoMCgUGAAIDARIDHAYPCgwKBQYAAgMCEgMcECAKDAoFBgACAwMSAxwrMgqeAQoEBgACBBIDHwI+GpABIFJlcG9ydHMgdGhlIHN0
+  dWRlbnQncyBjdXJyZW50IGNhcmQgbG9zdDogc2NhbnMgb2YgaXQgYXJlIGZsYWdnZWQgZnJvbSB0aGVuIG9uLgogRkFJTEVEX1BS
+  RUNPTkRJVElPTiB3aGVuIGl0IGlzIG5vdCB0aGUgc3R1ZGVudCdzIGN1cnJlbnQgY2FyZC4KCgwKBQYAAgQBEgMfBhQKDAoFBgAC
+  BAISAx8VKgoMCgUGAAIEAxIDHzU8CkgKBAYAAgUSAyICNho7IE9uZSBzdHVkZW50IGFzIHRoZXkgYXJlIG5vdy4gTk9UX0ZPVU5E
+  IGZvciBhbiB1bmtub3duIGlkLgoKDAoFBgACBQESAyIGEAoMCgUGAAIFAhIDIhEiCgwKBQYAAgUDEgMiLTQKSwoEBgACBhIDJAJH
+  Gj4gU3R1ZGVudHMgaW4gaWQgb3JkZXIsIGEgcGFnZSBhdCBhIHRpbWUsIG9wdGlvbmFsbHkgZmlsdGVyZWQuCgoMCgUGAAIGARID
+  JAYSCgwKBQYAAgYCEgMkEyYKDAoFBgACBgMSAyQxRQpCCgQGAAIHEgMmAlYaNSBBIHN0dWRlbnQncyBldmVudHMsIG9sZGVzdCBm
+  aXJzdCwgYSBwYWdlIGF0IGEgdGltZS4KCgwKBQYAAgcBEgMmBhcKDAoFBgACBwISAyYYMAoMCgUGAAIHAxIDJjtUCpIBCgQGAAII
+  EgMpAj4ahAEgQSBzdHVkZW50IGFzIHRoZXkgd2VyZSBhdCBhIHBhc3QgaW5zdGFudCwgcmVidWlsdCBmcm9tIHRoZSBldmVudHMg
+  cmVjb3JkZWQgYnkgdGhlbi4KIE5PVF9GT1VORCB3aGVuIHRoZSBzdHVkZW50IGRpZCBub3QgZXhpc3QgeWV0LgoKDAoFBgACCAES
+  AykGFAoMCgUGAAIIAhIDKRUqCgwKBQYAAggDEgMpNTwKlAIKBAYAAgkSAy4CRBqGAiBJbXBvcnRzIHRoZSByZWdpc3RyYXIncyBy
+  b3N0ZXIsIG9uZSByb3cgcGVyIG1lc3NhZ2U6IGVhY2ggcm93IGlzIHZhbGlkYXRlZCBhbmQgcmVnaXN0ZXJlZAogb3IgdXBkYXRl
+  ZCwgd2l0aCBhbiBpZGVtcG90ZW5jeSBrZXkgZGVyaXZlZCBmcm9tIHRoZSByb3csIHNvIGltcG9ydGluZyB0aGUgc2FtZSByb3N0
+  ZXIKIGFnYWluIGNoYW5nZXMgbm90aGluZy4gQmFkIHJvd3MgYXJlIHJlamVjdGVkIHdpdGggdGhlaXIgcmVhc29uOyB0aGUgb3Ro
+  ZXJzIGdvIG9uLgoKDAoFBgACCQESAy4GEgoMCgUGAAIJBRIDLhMZCgwKBQYAAgkCEgMuGiMKDAoFBgACCQMSAy4uQgryAgoEBgAC
+  ChIDNAI6GuQCIEVyYXNlcyBhIHN0dWRlbnQncyBwZXJzb25hbCBkYXRhIGZvciBnb29kICh0aGUgcmlnaHQgdG8gZXJhc3VyZSk6
+  IHRoZWlyIGtleSBpcyBkZXN0cm95ZWQsCiBzbyBldmVyeSBjb3B5IG9mIHRoZWlyIHBlcnNvbmFsIGZpZWxkcyBpbiB0aGUgZXZl
+  bnQgbG9nIGJlY29tZXMgdW5yZWFkYWJsZSwgYW5kIHRoZSByZWFkCiBtb2RlbCBrZWVwcyB0aGUgcmVjb3JkIHdpdGhvdXQgdGhl
+  bSAoYGVyYXNlZGApLiBQb3NpdGlvbnMsIG9yZGVyLCBldmVyeSBvdGhlciBmaWVsZCBhbmQKIGV2ZXJ5IG90aGVyIHN0dWRlbnQg
+  c3RheSBhcyB0aGV5IHdlcmUuIEVyYXNpbmcgYWdhaW4gYW5zd2VycyB3aXRoIHRoZSBlcmFzZWQgcmVjb3JkLgoKDAoFBgACCgES
+  AzQGEgoMCgUGAAIKAhIDNBMmCgwKBQYAAgoDEgM0MTgKzAEKAgUAEgQ8AEcBGr8BIFdoZXJlIGEgc3R1ZGVudCBzdGFuZHMuIEFs
+  bG93ZWQgdHJhbnNpdGlvbnM6CiAgIEVOUk9MTEVEICAtPiBPTl9MRUFWRSwgR1JBRFVBVEVELCBXSVRIRFJBV04KICAgT05fTEVB
+  VkUgIC0+IEVOUk9MTEVELCBXSVRIRFJBV04KICAgV0lUSERSQVdOIC0+IEVOUk9MTEVEIChyZWFkbWlzc2lvbikKICAgR1JBRFVB
+  VEVEIGlzIGZpbmFsLgoKCgoDBQABEgM8BRIKPAoEBQACABIDPgIhGi8gTm90IHNldCAocmVmdXNlZCB3aGVyZSBhIHN0YXR1cyBp
+  cyByZXF1aXJlZCkuCgoMCgUFAAIAARIDPgIcCgwKBQUAAgACEgM+HyAKGAoEBQACARIDQAIeGgsgU3R1ZHlpbmcuCgoMCgUFAAIB
+  ARIDQAIZCgwKBQUAAgECEgNAHB0KNwoEBQACAhIDQgIeGiogT24gYSBsZWF2ZSBvZiBhYnNlbmNlOyBrZWVwcyB0aGVpciBjYXJk
+  LgoKDAoFBQACAgESA0ICGQoMCgUFAAICAhIDQhwdCiEKBAUAAgMSA0QCHxoUIEdyYWR1YXRlZCAoZmluYWwpLgoKDAoFBQACAwES
+  A0QCGgoMCgUFAAIDAhIDRB0eCjkKBAUAAgQSA0YCHxosIExlZnQgYmVmb3JlIGdyYWR1YXRpbmc7IG1heSBiZSByZWFkbWl0dGVk
+  LgoKDAoFBQACBAESA0YCGgoMCgUFAAIEAhIDRh0eCigKAgQAEgRKAGYBGhwgQSBzdHVkZW50J3MgY3VycmVudCBzdGF0ZS4KCgoK
+  AwQAARIDSggPCmgKBAQAAgASA0wCGBpbIFRoZSByZWdpc3RyYXIncyBpZDogMSB0byAzMiBsZXR0ZXJzLCBkaWdpdHMsICctJyBv
+  ciAnXycsIHN0YXJ0aW5nIHdpdGggYSBsZXR0ZXIgb3IgZGlnaXQuCgoMCgUEAAIABRIDTAIICgwKBQQAAgABEgNMCRMKDAoFBAAC
+  AAMSA0wWFwoyCgQEAAIBEgNOAjQaJSBHaXZlbiBuYW1lKHMpLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAACAQUSA04CCAoM
+  CgUEAAIBARIDTgkTCgwKBQQAAgEDEgNOFhcKDAoFBAACAQgSA04YMwoPCggEAAIBCLqOAxIDThkyCjAKBAQAAgISA1ACNRojIEZh
+  bWlseSBuYW1lLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAACAgUSA1ACCAoMCgUEAAICARIDUAkUCgwKBQQAAgIDEgNQFxgK
+  DAoFBAACAggSA1AZNAoPCggEAAICCLqOAxIDUBozCjgKBAQAAgMSA1ICLxorIENvbnRhY3QgZW1haWwgKG9uZSAnQCcsIGEgZG90
+  dGVkIGRvbWFpbikuCgoMCgUEAAIDBRIDUgIICgwKBQQAAgMBEgNSCQ4KDAoFBAACAwMSA1IREgoMCgUEAAIDCBIDUhMuCg8KCAQA
+  AgMIuo4DEgNSFC0KPQoEBAACBBIDVAIVGjAgU3R1ZHkgcHJvZ3JhbW1lIGNvZGUgKCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoK
+  DAoFBAACBAUSA1QCCAoMCgUEAAIEARIDVAkQCgwKBQQAAgQDEgNUExQKOAoEBAACBRIDVgIZGisgRW5yb2xtZW50IGRhdGUsIFlZ
+  WVktTU0tREQ7IG1heSBiZSBlbXB0eS4KCgwKBQQAAgUFEgNWAggKDAoFBAACBQESA1YJFAoMCgUEAAIFAxIDVhcYCiwKBAQAAgYS
+  A1gCGxofIFdoZXJlIHRoZSBzdHVkZW50IHN0YW5kcyBub3cuCgoMCgUEAAIGBhIDWAIPCgwKBQQAAgYBEgNYEBYKDAoFBAACBgMS
+  A1gZGgo/CgQEAAIHEgNaAhUaMiBUaGUgY2FyZCB0aGUgc3R1ZGVudCBob2xkcyBub3c7IGVtcHR5IHdoZW4gbm9uZS4KCgwKBQQA
+  AgcFEgNaAggKDAoFBAACBwESA1oJEAoMCgUEAAIHAxIDWhMUClYKBAQAAggSA1wCJxpJIENhcmRzIHRoZSBzdHVkZW50IGhlbGQg
+  YmVmb3JlLCByZXBvcnRlZCBsb3N0IG9yIHJlcGxhY2VkLCBvbGRlc3QgZmlyc3QuCgoMCgUEAAIIBBIDXAIKCgwKBQQAAggFEgNc
+  CxEKDAoFBAACCAESA1wSIgoMCgUEAAIIAxIDXCUmCpoBCgQEAAIJEgNfAhUajAEgVGhlIGFnZ3JlZ2F0ZSdzIHZlcnNpb246IHRo
+  ZSBudW1iZXIgb2YgZXZlbnRzIGluIGl0cyBzdHJlYW0uIFBhc3MgaXQgYXMKIGBleHBlY3RlZF92ZXJzaW9uYCB0byBjaGFuZ2Ug
+  dGhlIHN0dWRlbnQgb25seSBpZiBub2JvZHkgZWxzZSBoYXMuCgoMCgUEAAIJBRIDXwIHCgwKBQQAAgkBEgNfCA8KDAoFBAACCQMS
+  A18SFApACgQEAAIKEgNhAi8aMyBXaGVuIHRoZSBzdHVkZW50IHdhcyByZWdpc3RlcmVkIGFuZCBsYXN0IGNoYW5nZWQuCgoMCgUE
+  AAIKBhIDYQIbCgwKBQQAAgoBEgNhHCkKDAoFBAACCgMSA2EsLgoyCgQEAAILEgNjAiwaJSBXaGVuIHRoZSBuZXdlc3QgZXZlbnQg
+  d2FzIHJlY29yZGVkLgoKDAoFBAACCwYSA2MCGwoMCgUEAAILARIDYxwmCgwKBQQAAgsDEgNjKSsKUQoEBAACDBIDZQITGkQgVGhl
+  IHN0dWRlbnQgd2FzIGVyYXNlZDogdGhlaXIgcGVyc29uYWwgZmllbGRzIGFyZSBlbXB0eSwgZm9yIGdvb2QuCgoMCgUEAAIMBRID
+  ZQIGCgwKBQQAAgwBEgNlBw0KDAoFBAACDAMSA2UQEgoKCgIEARIEaAB1AQoKCgMEAQESA2gIHgoyCgQEAQIAEgNqAhgaJSBUaGUg
+  c3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDAoFBAECAAUSA2oCCAoMCgUEAQIAARIDagkTCgwKBQQBAgADEgNqFhcK
+  MgoEBAECARIDbAIYGiUgR2l2ZW4gbmFtZShzKSwgMSB0byAxMDAgY2hhcmFjdGVycy4KCgwKBQQBAgEFEgNsAggKDAoFBAECAQES
+  A2wJEwoMCgUEAQIBAxIDbBYXCjAKBAQBAgISA24CGRojIEZhbWlseSBuYW1lLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDAoFBAEC
+  AgUSA24CCAoMCgUEAQICARIDbgkUCgwKBQQBAgIDEgNuFxgKOAoEBAECAxIDcAITGisgQ29udGFjdCBlbWFpbCAob25lICdAJywg
+  YSBkb3R0ZWQgZG9tYWluKS4KCgwKBQQBAgMFEgNwAggKDAoFBAECAwESA3AJDgoMCgUEAQIDAxIDcBESCj0KBAQBAgQSA3ICFRow
+  IFN0dWR5IHByb2dyYW1tZSBjb2RlICgiQ1MtQlNDIik7IG1heSBiZSBlbXB0eS4KCgwKBQQBAgQFEgNyAggKDAoFBAECBAESA3IJ
+  EAoMCgUEAQIEAxIDchMUCjgKBAQBAgUSA3QCGRorIEVucm9sbWVudCBkYXRlLCBZWVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoM
+  CgUEAQIFBRIDdAIICgwKBQQBAgUBEgN0CRQKDAoFBAECBQMSA3QXGAoLCgIEAhIFdwCJAQEKCgoDBAIBEgN3CBwKMgoEBAICABID
+  eQIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCgwKBQQCAgAFEgN5AggKDAoFBAICAAESA3kJEwoMCgUE
+  AgIAAxIDeRYXCmAKBAQCAgESA3sCHRpTIFRoZSB2ZXJzaW9uIHRoZSBjaGFuZ2Ugd2FzIGRlY2lkZWQgb247IDAgbWVhbnMgIndo
+  YXRldmVyIHRoZSBjdXJyZW50IHZlcnNpb24gaXMiLgoKDAoFBAICAQUSA3sCBwoMCgUEAgIBARIDewgYCgwKBQQCAgEDEgN7GxwK
+  QAoEBAICAhIDfQIYGjMgTmV3IHZhbHVlcyBmb3IgdGhlIGZpZWxkcyBuYW1lZCBpbiBgdXBkYXRlX21hc2tgLgoKDAoFBAICAgUS
+  A30CCAoMCgUEAgICARIDfQkTCgwKBQQCAgIDEgN9FhcKMAoEBAICAxIDfwIZGiMgRmFtaWx5IG5hbWUsIDEgdG8gMTAwIGNoYXJh
+  Y3RlcnMuCgoMCgUEAgIDBRIDfwIICgwKBQQCAgMBEgN/CRQKDAoFBAICAwMSA38XGAo5CgQEAgIEEgSBAQITGisgQ29udGFjdCBl
+  bWFpbCAob25lICdAJywgYSBkb3R0ZWQgZG9tYWluKS4KCg0KBQQCAgQFEgSBAQIICg0KBQQCAgQBEgSBAQkOCg0KBQQCAgQDEgSB
+  ARESCj4KBAQCAgUSBIMBAhUaMCBTdHVkeSBwcm9ncmFtbWUgY29kZSAoIkNTLUJTQyIpOyBtYXkgYmUgZW1wdHkuCgoNCgUEAgIF
+  BRIEgwECCAoNCgUEAgIFARIEgwEJEAoNCgUEAgIFAxIEgwETFAo5CgQEAgIGEgSFAQIZGisgRW5yb2xtZW50IGRhdGUsIFlZWVkt
+  TU0tREQ7IG1heSBiZSBlbXB0eS4KCg0KBQQCAgYFEgSFAQIICg0KBQQCAgYBEgSFAQkUCg0KBQQCAgYDEgSFARcYCp4BCgQEAgIH
+  EgSIAQIsGo8BIFRoZSBmaWVsZHMgdG8gY2hhbmdlLCBvZiBnaXZlbl9uYW1lLCBmYW1pbHlfbmFtZSwgZW1haWwsIHByb2dyYW0s
+  IGVucm9sbGVkX29uOyBlbXB0eQogbWVhbnMgZXZlcnkgb25lIG9mIHRoZW0gc2V0IHRvIGEgbm9uLWVtcHR5IHZhbHVlIGFib3Zl
+  LgoKDQoFBAICBwYSBIgBAhsKDQoFBAICBwESBIgBHCcKDQoFBAICBwMSBIgBKisKDAoCBAMSBosBAJQBAQoLCgMEAwESBIsBCCIK
+  MwoEBAMCABIEjQECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEAwIABRIEjQECCAoNCgUEAwIA
+  ARIEjQEJEwoNCgUEAwIAAxIEjQEWFworCgQEAwIBEgSPAQIdGh0gQXMgaW4gVXBkYXRlU3R1ZGVudFJlcXVlc3QuCgoNCgUEAwIB
+  BRIEjwECBwoNCgUEAwIBARIEjwEIGAoNCgUEAwIBAxIEjwEbHAomCgQEAwICEgSRAQIbGhggVGhlIHN0YXR1cyB0byBtb3ZlIHRv
+  LgoKDQoFBAMCAgYSBJEBAg8KDQoFBAMCAgESBJEBEBYKDQoFBAMCAgMSBJEBGRoKPQoEBAMCAxIEkwECFBovIFdoeSwgZm9yIHRo
+  ZSByZWNvcmQgKGF0IG1vc3QgNTAwIGNoYXJhY3RlcnMpLgoKDQoFBAMCAwUSBJMBAggKDQoFBAMCAwESBJMBCQ8KDQoFBAMCAwMS
+  BJMBEhMKDAoCBAQSBpYBAJ0BAQoLCgMEBAESBJYBCBgKMwoEBAQCABIEmAECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdp
+  c3RyYXIncykuCgoNCgUEBAIABRIEmAECCAoNCgUEBAIAARIEmAEJEwoNCgUEBAIAAxIEmAEWFwp1CgQEBAIBEgSaAQIdGmcgVGhl
+  IHZlcnNpb24gdGhlIGNoYW5nZSB3YXMgZGVjaWRlZCBvbjsgMCBtZWFucyAid2hhdGV2ZXIgdGhlIGN1cnJlbnQgdmVyc2lvbiBp
+  cyIuIEFub3RoZXIgaXMgQUJPUlRFRC4KCg0KBQQEAgEFEgSaAQIHCg0KBQQEAgEBEgSaAQgYCg0KBQQEAgEDEgSaARscCj4KBAQE
+  AgISBJwBAhUaMCBUaGUgY2FyZCdzIGlkOiA0IHRvIDMyIGxldHRlcnMsIGRpZ2l0cyBvciAnLScuCgoNCgUEBAICBRIEnAECCAoN
+  CgUEBAICARIEnAEJEAoNCgUEBAICAxIEnAETFAoMCgIEBRIGnwEApgEBCgsKAwQFARIEnwEIHQozCgQEBQIAEgShAQIYGiUgVGhl
+  IHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQFAgAFEgShAQIICg0KBQQFAgABEgShAQkTCg0KBQQFAgADEgSh
+  ARYXCnUKBAQFAgESBKMBAh0aZyBUaGUgdmVyc2lvbiB0aGUgY2hhbmdlIHdhcyBkZWNpZGVkIG9uOyAwIG1lYW5zICJ3aGF0ZXZl
+  ciB0aGUgY3VycmVudCB2ZXJzaW9uIGlzIi4gQW5vdGhlciBpcyBBQk9SVEVELgoKDQoFBAUCAQUSBKMBAgcKDQoFBAUCAQESBKMB
+  CBgKDQoFBAUCAQMSBKMBGxwKPgoEBAUCAhIEpQECFRowIFRoZSBjYXJkJ3MgaWQ6IDQgdG8gMzIgbGV0dGVycywgZGlnaXRzIG9y
+  ICctJy4KCg0KBQQFAgIFEgSlAQIICg0KBQQFAgIBEgSlAQkQCg0KBQQFAgIDEgSlARMUCgwKAgQGEgaoAQCrAQEKCwoDBAYBEgSo
+  AQgZCjMKBAQGAgASBKoBAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBAYCAAUSBKoBAggKDQoF
+  BAYCAAESBKoBCRMKDQoFBAYCAAMSBKoBFhcKDAoCBAcSBq0BALIBAQoLCgMEBwESBK0BCBsKMwoEBAcCABIErwECGBolIFRoZSBz
+  dHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEBwIABRIErwECCAoNCgUEBwIAARIErwEJEwoNCgUEBwIAAxIErwEW
+  FwpGCgQEBwIBEgSxAQIUGjggV2h5ICh0aGUgcmVxdWVzdCdzIHJlZmVyZW5jZSksIGF0IG1vc3QgNTAwIGNoYXJhY3RlcnMuCgoN
+  CgUEBwIBBRIEsQECCAoNCgUEBwIBARIEsQEJDwoNCgUEBwIBAxIEsQESEwoMCgIECBIGtAEAvQEBCgsKAwQIARIEtAEIGwo7CgQE
+  CAIAEgS2AQIWGi0gQXQgbW9zdCB0aGlzIG1hbnkgKDEgdG8gMTAwMDsgMCBtZWFucyAxMDApLgoKDQoFBAgCAAUSBLYBAgcKDQoF
+  BAgCAAESBLYBCBEKDQoFBAgCAAMSBLYBFBUKTAoEBAgCARIEuAECGBo+IGBuZXh0X3BhZ2VfdG9rZW5gIG9mIHRoZSBwcmV2aW91
+  cyBwYWdlOyBlbXB0eSBmb3IgdGhlIGZpcnN0LgoKDQoFBAgCAQUSBLgBAggKDQoFBAgCAQESBLgBCRMKDQoFBAgCAQMSBLgBFhcK
+  OQoEBAgCAhIEugECGxorIE9ubHkgc3R1ZGVudHMgd2l0aCB0aGlzIHN0YXR1cywgd2hlbiBzZXQuCgoNCgUECAICBhIEugECDwoN
+  CgUECAICARIEugEQFgoNCgUECAICAxIEugEZGgo6CgQECAIDEgS8AQIVGiwgT25seSBzdHVkZW50cyBvZiB0aGlzIHByb2dyYW1t
+  ZSwgd2hlbiBzZXQuCgoNCgUECAIDBRIEvAECCAoNCgUECAIDARIEvAEJEAoNCgUECAIDAxIEvAETFAoMCgIECRIGvwEAxAEBCgsK
+  AwQJARIEvwEIHAomCgQECQIAEgTBAQIgGhggVGhlIHBhZ2UsIGluIGlkIG9yZGVyLgoKDQoFBAkCAAQSBMEBAgoKDQoFBAkCAAYS
+  BMEBCxIKDQoFBAkCAAESBMEBExsKDQoFBAkCAAMSBMEBHh8KQAoEBAkCARIEwwECHRoyIFBhc3MgaXQgdG8gZ2V0IHRoZSBuZXh0
+  IHBhZ2U7IGVtcHR5IG9uIHRoZSBsYXN0LgoKDQoFBAkCAQUSBMMBAggKDQoFBAkCAQESBMMBCRgKDQoFBAkCAQMSBMMBGxwKDAoC
+  BAoSBsYBAM0BAQoLCgMECgESBMYBCCAKMwoEBAoCABIEyAECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncyku
+  CgoNCgUECgIABRIEyAECCAoNCgUECgIAARIEyAEJEwoNCgUECgIAAxIEyAEWFwoqCgQECgIBEgTKAQIWGhwgQXMgaW4gTGlzdFN0
+  dWRlbnRzUmVxdWVzdC4KCg0KBQQKAgEFEgTKAQIHCg0KBQQKAgEBEgTKAQgRCg0KBQQKAgEDEgTKARQVCkwKBAQKAgISBMwBAhga
+  PiBgbmV4dF9wYWdlX3Rva2VuYCBvZiB0aGUgcHJldmlvdXMgcGFnZTsgZW1wdHkgZm9yIHRoZSBmaXJzdC4KCg0KBQQKAgIFEgTM
+  AQIICg0KBQQKAgIBEgTMAQkTCg0KBQQKAgIDEgTMARYXCjAKAgQLEgbQAQDZAQEaIiBPbmUgZXZlbnQgb2YgYSBzdHVkZW50J3Mg
+  c3RyZWFtLgoKCwoDBAsBEgTQAQgbCjIKBAQLAgASBNIBAhQaJCBUaGUgc3RyZWFtIHZlcnNpb24gdGhlIGV2ZW50IG1hZGUuCgoN
+  CgUECwIABRIE0gECBwoNCgUECwIAARIE0gEIDwoNCgUECwIAAxIE0gESEwoxCgQECwIBEgTUAQIVGiMgSXRzIHBsYWNlIGluIHRo
+  ZSB3aG9sZSBldmVudCBsb2cuCgoNCgUECwIBBRIE1AECBwoNCgUECwIBARIE1AEIEAoNCgUECwIBAxIE1AETFAowCgQECwICEgTW
+  AQIsGiIgV2hlbiB0aGUgbG9nIHJlY29yZGVkIHRoZSBldmVudC4KCg0KBQQLAgIGEgTWAQIbCg0KBQQLAgIBEgTWARwnCg0KBQQL
+  AgIDEgTWASorCkkKBAQLAgMSBNgBAiAaOyBUaGUgZXZlbnQgKG9uZSBvZiB0aGUgbWVzc2FnZXMgYmVsb3cpLCB3aXRoIGl0cyB0
+  eXBlIFVSTC4KCg0KBQQLAgMGEgTYAQIVCg0KBQQLAgMBEgTYARYbCg0KBQQLAgMDEgTYAR4fCgwKAgQMEgbbAQDgAQEKCwoDBAwB
+  EgTbAQghCicKBAQMAgASBN0BAisaGSBUaGUgcGFnZSwgb2xkZXN0IGZpcnN0LgoKDQoFBAwCAAQSBN0BAgoKDQoFBAwCAAYSBN0B
+  Cx4KDQoFBAwCAAESBN0BHyYKDQoFBAwCAAMSBN0BKSoKQAoEBAwCARIE3wECHRoyIFBhc3MgaXQgdG8gZ2V0IHRoZSBuZXh0IHBh
+  Z2U7IGVtcHR5IG9uIHRoZSBsYXN0LgoKDQoFBAwCAQUSBN8BAggKDQoFBAwCAQESBN8BCRgKDQoFBAwCAQMSBN8BGxwKDAoCBA0S
+  BuIBAOcBAQoLCgMEDQESBOIBCB0KMwoEBA0CABIE5AECGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoN
+  CgUEDQIABRIE5AECCAoNCgUEDQIAARIE5AEJEwoNCgUEDQIAAxIE5AEWFwpqCgQEDQIBEgTmAQImGlwgVGhlIGluc3RhbnQ6IHRo
+  ZSBzdHVkZW50IGFzIHRoZSBldmVudHMgcmVjb3JkZWQgdXAgdG8gaXQgKGluY2x1c2l2ZSkgbGVhdmUgdGhlbS4gUmVxdWlyZWQu
+  CgoNCgUEDQIBBhIE5gECGwoNCgUEDQIBARIE5gEcIQoNCgUEDQIBAxIE5gEkJQpcCgIEDhIG6gEA+wEBGk4gT25lIHJvdyBvZiB0
+  aGUgcmVnaXN0cmFyJ3Mgcm9zdGVyICh0aGUgY29sdW1ucyBvZiBgcXVhZCBpbXBvcnRgJ3MgQ1NWIGZpbGUpLgoKCwoDBA4BEgTq
+  AQgRCmAKBAQOAgASBOwBAhcaUiBUaGUgcm93J3MgbnVtYmVyIGluIGl0cyBmaWxlIChmb3IgdGhlIHJlamVjdGlvbiByZXBvcnQp
+  OyAwIHdoZW4gbm90IGZyb20gYSBmaWxlLgoKDQoFBA4CAAUSBOwBAgcKDQoFBA4CAAESBOwBCBIKDQoFBA4CAAMSBOwBFRYKKwoE
+  BA4CARIE7gECGhodIFJlcXVpcmVkOiB0aGUgc3R1ZGVudCdzIGlkLgoKDQoFBA4CAQUSBO4BAggKDQoFBA4CAQESBO4BCRUKDQoF
+  BA4CAQMSBO4BGBkKGQoEBA4CAhIE8AECGBoLIFJlcXVpcmVkLgoKDQoFBA4CAgUSBPABAggKDQoFBA4CAgESBPABCRMKDQoFBA4C
+  AgMSBPABFhcKGQoEBA4CAxIE8gECGRoLIFJlcXVpcmVkLgoKDQoFBA4CAwUSBPIBAggKDQoFBA4CAwESBPIBCRQKDQoFBA4CAwMS
+  BPIBFxgKGQoEBA4CBBIE9AECExoLIFJlcXVpcmVkLgoKDQoFBA4CBAUSBPQBAggKDQoFBA4CBAESBPQBCQ4KDQoFBA4CBAMSBPQB
+  ERIKMwoEBA4CBRIE9gECFRolIFN0dWR5IHByb2dyYW1tZSBjb2RlOyBtYXkgYmUgZW1wdHkuCgoNCgUEDgIFBRIE9gECCAoNCgUE
+  DgIFARIE9gEJEAoNCgUEDgIFAxIE9gETFApZCgQEDgIGEgT4AQIUGksgImVucm9sbGVkIiwgIm9uX2xlYXZlIiwgImdyYWR1YXRl
+  ZCIgb3IgIndpdGhkcmF3biI7IGVtcHR5IG1lYW5zIGVucm9sbGVkLgoKDQoFBA4CBgUSBPgBAggKDQoFBA4CBgESBPgBCQ8KDQoF
+  BA4CBgMSBPgBEhMKGwoEBA4CBxIE+gECGRoNIFlZWVktTU0tREQuCgoNCgUEDgIHBRIE+gECCAoNCgUEDgIHARIE+gEJFAoNCgUE
+  DgIHAxIE+gEXGAoMCgIEDxIG/QEAiAIBCgsKAwQPARIE/QEIHAozCgQEDwIAEgT/AQIUGiUgUm93cyB0aGF0IHJlZ2lzdGVyZWQg
+  YSBuZXcgc3R1ZGVudC4KCg0KBQQPAgAFEgT/AQIHCg0KBQQPAgABEgT/AQgPCg0KBQQPAgADEgT/ARITCjYKBAQPAgESBIECAhQa
+  KCBSb3dzIHRoYXQgY2hhbmdlZCBhbiBleGlzdGluZyBzdHVkZW50LgoKDQoFBA8CAQUSBIECAgcKDQoFBA8CAQESBIECCA8KDQoF
+  BA8CAQMSBIECEhMKVAoEBA8CAhIEgwICFhpGIFJvd3MgdGhhdCBtYXRjaGVkIHRoZSBzdHVkZW50IGFzIHJlY29yZGVkIChvciB3
+  ZXJlIGltcG9ydGVkIGJlZm9yZSkuCgoNCgUEDwICBRIEgwICBwoNCgUEDwICARIEgwIIEQoNCgUEDwICAxIEgwIUFQpICgQEDwID
+  EgSFAgIVGjogUm93cyByZWZ1c2VkOyB0aGUgZmlyc3QgMTAwMCBhcmUgbGlzdGVkIGluIGByZWplY3Rpb25zYC4KCg0KBQQPAgMF
+  EgSFAgIHCg0KBQQPAgMBEgSFAggQCg0KBQQPAgMDEgSFAhMUCjEKBAQPAgQSBIcCAicaIyBUaGUgZmlyc3QgMTAwMCByZWZ1c2Vk
+  LCBpbiBvcmRlci4KCg0KBQQPAgQEEgSHAgIKCg0KBQQPAgQGEgSHAgsXCg0KBQQPAgQBEgSHAhgiCg0KBQQPAgQDEgSHAiUmCi0K
+  AgQQEgaLAgCSAgEaHyBXaHkgYSByb3N0ZXIgcm93IHdhcyByZWZ1c2VkLgoKCwoDBBABEgSLAggUCisKBAQQAgASBI0CAhcaHSBU
+  aGUgcm93J3MgbGluZSBpbiBpdHMgZmlsZS4KCg0KBQQQAgAFEgSNAgIHCg0KBQQQAgABEgSNAggSCg0KBQQQAgADEgSNAhUWCicK
+  BAQQAgESBI8CAhoaGSBUaGUgcm93J3MgcmVnaXN0cmFyIGlkLgoKDQoFBBACAQUSBI8CAggKDQoFBBACAQESBI8CCRUKDQoFBBAC
+  AQMSBI8CGBkKVgoEBBACAhIEkQICFBpIIFdoYXQgaXMgd3Jvbmcgd2l0aCB0aGUgcm93ICh0aGUgZmllbGQgYW5kIHdoeSwgb3Ig
+  dGhlIHJ1bGUgaXQgYnJlYWtzKS4KCg0KBQQQAgIFEgSRAgIICg0KBQQQAgIBEgSRAgkPCg0KBQQQAgIDEgSRAhITCpIBCgIEERIG
+  lwIApwIBGi8gQSBzdHVkZW50IHdhcyByZWdpc3RlcmVkICh0aGUgd2hvbGUgcHJvZmlsZSkuCjJTIC0tIERvbWFpbiBldmVudHMg
+  KHN0cmVhbSB0eXBlICJzdHVkZW50Ijsga2VwdCBmb3JldmVyLCBzbyB0aGV5IG9ubHkgZXZlciBncm93KSAtLQoKCwoDBBEBEgSX
+  AggZCgsKAwQRBxIEmAICNgoOCgYEEQe5jgMSBJgCAjYKMwoEBBECABIEmgICGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdp
+  c3RyYXIncykuCgoNCgUEEQIABRIEmgICCAoNCgUEEQIAARIEmgIJEwoNCgUEEQIAAxIEmgIWFwozCgQEEQIBEgScAgI0GiUgR2l2
+  ZW4gbmFtZShzKSwgMSB0byAxMDAgY2hhcmFjdGVycy4KCg0KBQQRAgEFEgScAgIICg0KBQQRAgEBEgScAgkTCg0KBQQRAgEDEgSc
+  AhYXCg0KBQQRAgEIEgScAhgzChAKCAQRAgEIuo4DEgScAhkyCjEKBAQRAgISBJ4CAjUaIyBGYW1pbHkgbmFtZSwgMSB0byAxMDAg
+  Y2hhcmFjdGVycy4KCg0KBQQRAgIFEgSeAgIICg0KBQQRAgIBEgSeAgkUCg0KBQQRAgIDEgSeAhcYCg0KBQQRAgIIEgSeAhk0ChAK
+  CAQRAgIIuo4DEgSeAhozCjkKBAQRAgMSBKACAi8aKyBDb250YWN0IGVtYWlsIChvbmUgJ0AnLCBhIGRvdHRlZCBkb21haW4pLgoK
+  DQoFBBECAwUSBKACAggKDQoFBBECAwESBKACCQ4KDQoFBBECAwMSBKACERIKDQoFBBECAwgSBKACEy4KEAoIBBECAwi6jgMSBKAC
+  FC0KPgoEBBECBBIEogICFRowIFN0dWR5IHByb2dyYW1tZSBjb2RlICgiQ1MtQlNDIik7IG1heSBiZSBlbXB0eS4KCg0KBQQRAgQF
+  EgSiAgIICg0KBQQRAgQBEgSiAgkQCg0KBQQRAgQDEgSiAhMUCjkKBAQRAgUSBKQCAhkaKyBFbnJvbG1lbnQgZGF0ZSwgWVlZWS1N
+  TS1ERDsgbWF5IGJlIGVtcHR5LgoKDQoFBBECBQUSBKQCAggKDQoFBBECBQESBKQCCRQKDQoFBBECBQMSBKQCFxgKVgoEBBECBhIE
+  pgICGxpIIFRoZSBzdGF0dXMgdGhlIHN0dWRlbnQgc3RhcnRzIGluIChFTlJPTExFRCB1bmxlc3MgaW1wb3J0ZWQgb3RoZXJ3aXNl
+  KS4KCg0KBQQRAgYGEgSmAgIPCg0KBQQRAgYBEgSmAhAWCg0KBQQRAgYDEgSmAhkaCoIBCgIEEhIGqwIAuwIBGnQgQSBzdHVkZW50
+  J3MgcHJvZmlsZSBjaGFuZ2VkOiB0aGUgd2hvbGUgcHJvZmlsZSBhZnRlciB0aGUgY2hhbmdlLCBzbyBhIGNvbnN1bWVyIG5lZWRz
+  IG5vCiBlYXJsaWVyIGV2ZW50IHRvIGtub3cgaXQuCgoLCgMEEgESBKsCCBYKCwoDBBIHEgSsAgI2Cg4KBgQSB7mOAxIErAICNgoz
+  CgQEEgIAEgSuAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQSAgAFEgSuAgIICg0KBQQSAgAB
+  EgSuAgkTCg0KBQQSAgADEgSuAhYXCjMKBAQSAgESBLACAjQaJSBHaXZlbiBuYW1lKHMpLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoK
+  DQoFBBICAQUSBLACAggKDQoFBBICAQESBLACCRMKDQoFBBICAQMSBLACFhcKDQoFBBICAQgSBLACGDMKEAoIBBICAQi6jgMSBLAC
+  GTIKMQoEBBICAhIEsgICNRojIEZhbWlseSBuYW1lLCAxIHRvIDEwMCBjaGFyYWN0ZXJzLgoKDQoFBBICAgUSBLICAggKDQoFBBIC
+  AgESBLICCRQKDQoFBBICAgMSBLICFxgKDQoFBBICAggSBLICGTQKEAoIBBICAgi6jgMSBLICGjMKOQoEBBICAxIEtAICLxorIENv
+  bnRhY3QgZW1haWwgKG9uZSAnQCcsIGEgZG90dGVkIGRvbWFpbikuCgoNCgUEEgIDBRIEtAICCAoNCgUEEgIDARIEtAIJDgoNCgUE
+  EgIDAxIEtAIREgoNCgUEEgIDCBIEtAITLgoQCggEEgIDCLqOAxIEtAIULQo+CgQEEgIEEgS2AgIVGjAgU3R1ZHkgcHJvZ3JhbW1l
+  IGNvZGUgKCJDUy1CU0MiKTsgbWF5IGJlIGVtcHR5LgoKDQoFBBICBAUSBLYCAggKDQoFBBICBAESBLYCCRAKDQoFBBICBAMSBLYC
+  ExQKOQoEBBICBRIEuAICGRorIEVucm9sbWVudCBkYXRlLCBZWVlZLU1NLUREOyBtYXkgYmUgZW1wdHkuCgoNCgUEEgIFBRIEuAIC
+  CAoNCgUEEgIFARIEuAIJFAoNCgUEEgIFAxIEuAIXGAooCgQEEgIGEgS6AgIlGhogVGhlIGZpZWxkcyB0aGF0IGNoYW5nZWQuCgoN
+  CgUEEgIGBBIEugICCgoNCgUEEgIGBRIEugILEQoNCgUEEgIGARIEugISIAoNCgUEEgIGAxIEugIjJAoyCgIEExIGvgIAyAIBGiQg
+  QSBzdHVkZW50IG1vdmVkIHRvIGFub3RoZXIgc3RhdHVzLgoKCwoDBBMBEgS+AggcCgsKAwQTBxIEvwICNgoOCgYEEwe5jgMSBL8C
+  AjYKMwoEBBMCABIEwQICGBolIFRoZSBzdHVkZW50J3MgaWQgKHRoZSByZWdpc3RyYXIncykuCgoNCgUEEwIABRIEwQICCAoNCgUE
+  EwIAARIEwQIJEwoNCgUEEwIAAxIEwQIWFwoiCgQEEwIBEgTDAgIZGhQgVGhlIHN0YXR1cyBiZWZvcmUuCgoNCgUEEwIBBhIEwwIC
+  DwoNCgUEEwIBARIEwwIQFAoNCgUEEwIBAxIEwwIXGAohCgQEEwICEgTFAgIXGhMgVGhlIHN0YXR1cyBhZnRlci4KCg0KBQQTAgIG
+  EgTFAgIPCg0KBQQTAgIBEgTFAhASCg0KBQQTAgIDEgTFAhUWCkwKBAQTAgMSBMcCAhQaPiBXaHksIGFzIHRoZSBjYWxsZXIgZ2F2
+  ZSBpdCAoInJlZ2lzdHJhciByb3N0ZXIiIGZvciBpbXBvcnRzKS4KCg0KBQQTAgMFEgTHAgIICg0KBQQTAgMBEgTHAgkPCg0KBQQT
+  AgMDEgTHAhITCmIKAgQUEgbLAgDTAgEaVCBBIGNhcmQgd2FzIGlzc3VlZCB0byBhIHN0dWRlbnQ7IGByZXBsYWNlZF9jYXJkX2lk
+  YCAod2hlbiBzZXQpIGlzIG5vIGxvbmdlciB0aGVpcnMuCgoLCgMEFAESBMsCCBIKCwoDBBQHEgTMAgI2Cg4KBgQUB7mOAxIEzAIC
+  NgozCgQEFAIAEgTOAgIYGiUgVGhlIHN0dWRlbnQncyBpZCAodGhlIHJlZ2lzdHJhcidzKS4KCg0KBQQUAgAFEgTOAgIICg0KBQQU
+  AgABEgTOAgkTCg0KBQQUAgADEgTOAhYXCh0KBAQUAgESBNACAhUaDyBUaGUgbmV3IGNhcmQuCgoNCgUEFAIBBRIE0AICCAoNCgUE
+  FAIBARIE0AIJEAoNCgUEFAIBAxIE0AITFAo9CgQEFAICEgTSAgIeGi8gVGhlIGNhcmQgaXQgcmVwbGFjZXM7IGVtcHR5IGZvciBh
+  IGZpcnN0IGNhcmQuCgoNCgUEFAICBRIE0gICCAoNCgUEFAICARIE0gIJGQoNCgUEFAICAxIE0gIcHQozCgIEFRIG1gIA3AIBGiUg
+  QSBzdHVkZW50J3MgY2FyZCB3YXMgcmVwb3J0ZWQgbG9zdC4KCgsKAwQVARIE1gIIGAoLCgMEFQcSBNcCAjYKDgoGBBUHuY4DEgTX
+  AgI2CjMKBAQVAgASBNkCAhgaJSBUaGUgc3R1ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBBUCAAUSBNkCAggKDQoF
+  BBUCAAESBNkCCRMKDQoFBBUCAAMSBNkCFhcKRAoEBBUCARIE2wICFRo2IFRoZSBsb3N0IGNhcmQgKHNjYW5zIG9mIGl0IGFyZSBm
+  bGFnZ2VkIGZyb20gbm93IG9uKS4KCg0KBQQVAgEFEgTbAgIICg0KBQQVAgEBEgTbAgkQCg0KBQQVAgEDEgTbAhMUCqUBCgIEFhIG
+  4AIA5gIBGpYBIEEgc3R1ZGVudCdzIHBlcnNvbmFsIGRhdGEgd2FzIGVyYXNlZDogdGhlIGtleSB0aGVpciBwZXJzb25hbCBmaWVs
+  ZHMgd2VyZSBlbmNyeXB0ZWQgd2l0aCBpcwogZ29uZSwgYW5kIHdpdGggaXQgZXZlcnkgY29weSBvZiB0aG9zZSBmaWVsZHMgaW4g
+  dGhlIGxvZy4KCgsKAwQWARIE4AIIFQoLCgMEFgcSBOECAjYKDgoGBBYHuY4DEgThAgI2CjMKBAQWAgASBOMCAhgaJSBUaGUgc3R1
+  ZGVudCdzIGlkICh0aGUgcmVnaXN0cmFyJ3MpLgoKDQoFBBYCAAUSBOMCAggKDQoFBBYCAAESBOMCCRMKDQoFBBYCAAMSBOMCFhcK
+  KwoEBBYCARIE5QICFBodIFdoeSwgYXMgdGhlIGNhbGxlciBnYXZlIGl0LgoKDQoFBBYCAQUSBOUCAggKDQoFBBYCAQESBOUCCQ8K
+  DQoFBBYCAQMSBOUCEhNiBnByb3RvMw==
   """)
 }

@@ -158,6 +158,22 @@ package enum Campus_Students_V1_Students {
         serverStreaming: false
       )
     }
+    /// Erases a student's personal data for good (the right to erasure): their key is destroyed,
+    /// so every copy of their personal fields in the event log becomes unreadable, and the read
+    /// model keeps the record without them (`erased`). Positions, order, every other field and
+    /// every other student stay as they were. Erasing again answers with the erased record.
+    package enum EraseStudent {
+      package typealias Input = Campus_Students_V1_EraseStudentRequest
+      package typealias Output = Campus_Students_V1_Student
+      package static let descriptor = QuadProtobuf.MethodDescriptor(
+        service: "campus.students.v1.Students",
+        method: "EraseStudent",
+        inputType: "campus.students.v1.EraseStudentRequest",
+        outputType: "campus.students.v1.Student",
+        clientStreaming: false,
+        serverStreaming: false
+      )
+    }
 
     /// Every method of the service, in declaration order.
     package static let descriptors: [QuadProtobuf.MethodDescriptor] = [
@@ -171,6 +187,7 @@ package enum Campus_Students_V1_Students {
       GetStudentHistory.descriptor,
       GetStudentAsOf.descriptor,
       ImportRoster.descriptor,
+      EraseStudent.descriptor,
     ]
   }
 
@@ -203,6 +220,11 @@ package enum Campus_Students_V1_Students {
     /// or updated, with an idempotency key derived from the row, so importing the same roster
     /// again changes nothing. Bad rows are rejected with their reason; the others go on.
     func importRoster(_ requests: QuadRPC.RequestStream<Campus_Students_V1_RosterRow>, context: QuadRPC.ServerContext) async throws -> Campus_Students_V1_ImportRosterResponse
+    /// Erases a student's personal data for good (the right to erasure): their key is destroyed,
+    /// so every copy of their personal fields in the event log becomes unreadable, and the read
+    /// model keeps the record without them (`erased`). Positions, order, every other field and
+    /// every other student stay as they were. Erasing again answers with the erased record.
+    func eraseStudent(_ request: Campus_Students_V1_EraseStudentRequest, context: QuadRPC.ServerContext) async throws -> Campus_Students_V1_Student
   }
 
   /// A typed client for the service, over a `QuadRPC.GRPCClient`.
@@ -272,6 +294,14 @@ package enum Campus_Students_V1_Students {
     ) async throws -> Campus_Students_V1_ImportRosterResponse {
       try await client.clientStreaming(Method.ImportRoster.descriptor.fullPath, requestType: Campus_Students_V1_RosterRow.self, responseType: Campus_Students_V1_ImportRosterResponse.self, options: options, body).message
     }
+
+    /// Erases a student's personal data for good (the right to erasure): their key is destroyed,
+    /// so every copy of their personal fields in the event log becomes unreadable, and the read
+    /// model keeps the record without them (`erased`). Positions, order, every other field and
+    /// every other student stay as they were. Erasing again answers with the erased record.
+    package func eraseStudent(_ request: Campus_Students_V1_EraseStudentRequest, options: QuadRPC.CallOptions = QuadRPC.CallOptions()) async throws -> Campus_Students_V1_Student {
+      try await client.unary(Method.EraseStudent.descriptor.fullPath, request: request, responseType: Campus_Students_V1_Student.self, options: options).message
+    }
   }
 }
 
@@ -307,6 +337,9 @@ extension Campus_Students_V1_Students.ServiceProtocol {
     }
     router.registerClientStreaming(Campus_Students_V1_Students.Method.ImportRoster.descriptor.fullPath) { requests, context in
       try await self.importRoster(requests.map { try QuadRPC.RequestDecoding.decode(Campus_Students_V1_RosterRow.self, $0) }, context: context).serializedBytes()
+    }
+    router.registerUnary(Campus_Students_V1_Students.Method.EraseStudent.descriptor.fullPath) { request, context in
+      try await self.eraseStudent(QuadRPC.RequestDecoding.decode(Campus_Students_V1_EraseStudentRequest.self, request), context: context).serializedBytes()
     }
   }
 }

@@ -74,18 +74,46 @@ struct FileEmitter {
       messages.emit(m, protoName: prefix + m.name, path: [4, Int32(i)], into: &p)
     }
     emitExtensions(p)
+    emitPersonalFields(p)
     emitEvents(p)
     emitFileDescriptor(p)
     return p.text
+  }
+
+  /// The numbers of a message's fields marked `[(quad.v1.personal) = true]`.
+  private func personalFields(_ m: MessageProto) -> [Int32] {
+    m.field.filter { (try? $0.options.extensionValue(Quad_V1_Extensions_personal)) == true }.map(\.number)
+  }
+
+  /// For messages with fields marked `[(quad.v1.personal) = true]`: `personalFieldNumbers`.
+  private func emitPersonalFields(_ p: CodePrinter) {
+    func walk(_ m: MessageProto, _ protoName: String) {
+      let numbers = personalFields(m)
+      if !numbers.isEmpty {
+        p.line("extension \(table[protoName: "." + protoName].swiftName) {")
+        p.indent {
+          p.line("/// From `[(quad.v1.personal) = true]`: the numbers of the fields holding personal data.")
+          p.line("\(visibility)static let personalFieldNumbers: [Swift.Int32] = [\(numbers.map(String.init).joined(separator: ", "))]")
+        }
+        p.line("}")
+        p.line()
+      }
+      for n in m.nestedType { walk(n, protoName + "." + n.name) }
+    }
+    let protoPrefix = file.package.isEmpty ? "" : file.package + "."
+    for m in file.messageType { walk(m, protoPrefix + m.name) }
   }
 
   /// For messages marked `option (quad.v1.event)`: a `DomainEvent` conformance each, and one
   /// `DomainEventSet` enum for the file (`QuadEvents_<path>`), what typed subscriptions decode into.
   private func emitEvents(_ p: CodePrinter) {
     var events: [(protoName: String, swiftName: String, streamType: String)] = []
+    var personal: [(protoName: String, numbers: [Int32])] = []
     func walk(_ m: MessageProto, _ protoName: String) {
       if let option = try? m.options.extensionValue(Quad_V1_Extensions_event), !option.streamType.isEmpty {
         events.append((protoName, table[protoName: "." + protoName].swiftName, option.streamType))
+        let numbers = personalFields(m)
+        if !numbers.isEmpty { personal.append((protoName, numbers)) }
       }
       for n in m.nestedType { walk(n, protoName + "." + n.name) }
     }
@@ -124,6 +152,15 @@ struct FileEmitter {
         p.line("}")
       }
       p.line("}")
+      if !personal.isEmpty {
+        p.line()
+        p.line("/// The events with fields marked `[(quad.v1.personal) = true]`, and those fields' numbers.")
+        p.line("\(vis)static let personalFieldNumbers: [Swift.String: [Swift.Int32]] = [")
+        p.indent {
+          for e in personal { p.line("\(Naming.stringLiteral(e.protoName)): [\(e.numbers.map(String.init).joined(separator: ", "))],") }
+        }
+        p.line("]")
+      }
     }
     p.line("}")
     p.line()
