@@ -19,7 +19,7 @@ package struct AnalyticsProjection: Sendable {
   }
 
   /// The events the projection reads.
-  static let filter = EventFilter(eventTypes: [Campus_Scans_V1_ScanRecorded.protoMessageName])
+  static let filter = EventFilter(eventTypes: [Campus_Scans_V1_ScanRecorded.protoMessageName, Campus_Scans_V1_ScansAnonymised.protoMessageName])
 
   /// Creates or updates the context's tables (under the migration lock).
   package func migrate() async throws {
@@ -43,7 +43,7 @@ package struct AnalyticsProjection: Sendable {
   /// Applies the events of a page the projection does not include yet, and moves its position
   /// to `through`; fails (and is retried) when a rebuild moved it meanwhile.
   func apply(_ events: [StoredEvent], through: Int64) async throws {
-    let scans = try Self.scans(events)
+    let scans = try Self.scans(events.filter { $0.type == Campus_Scans_V1_ScanRecorded.protoMessageName })
     // Where the projection is, and the page's locations as they are now, in one statement:
     // safe to read before the transaction, since only a projector at this position (guarded
     // by analytics.advance) or a rebuild changes them.
@@ -61,7 +61,7 @@ package struct AnalyticsProjection: Sendable {
     guard through > at else { return }
     var occupancy = before
     let statements = [("SELECT analytics.advance(\(at), \(through))", "analytics.advance")]
-      + Self.statements(for: scans.filter { $0.position > at }, occupancy: &occupancy)
+      + (try Self.statements(forPage: events.filter { $0.position > at }, occupancy: &occupancy))
     _ = try await store.pool.withConnection { db in try await db.pipelineTransaction(statements) }
   }
 
@@ -81,6 +81,29 @@ package struct AnalyticsProjection: Sendable {
       guard let scanned = scan.scannedAt.microseconds, scan.direction == .in || scan.direction == .out else { return nil }
       return ProjectedScan(position: e.position, recordedAt: e.recordedAtMicroseconds, scannedAt: scanned, scan: scan)
     }
+  }
+
+  /// What a page of events does to the tables, in log order: its scans, and at each
+  /// ScansAnonymised the removal of the per-card and per-student rows of the days before it.
+  static func statements(forPage events: [StoredEvent], occupancy: inout [String: Int64]) throws -> [(sql: SQL, name: String)] {
+    var out: [(sql: SQL, name: String)] = []
+    var pending: [StoredEvent] = []
+    for e in events {
+      guard e.type == Campus_Scans_V1_ScansAnonymised.protoMessageName else {
+        pending.append(e)
+        continue
+      }
+      out += statements(for: try scans(pending), occupancy: &occupancy)
+      pending = []
+      let anonymised = try Campus_Scans_V1_ScansAnonymised(serializedBytes: e.payload)
+      let day = CivilDate(microseconds: anonymised.before.microseconds ?? 0).description
+      out += [
+        ("DELETE FROM analytics.daily_visitors WHERE day < \(day)::date", "analytics.anonymised.visitors"),
+        ("DELETE FROM analytics.student_days WHERE day < \(day)::date", "analytics.anonymised.days"),
+        ("DELETE FROM analytics.student_day_locations WHERE day < \(day)::date", "analytics.anonymised.locations"),
+      ]
+    }
+    return out + statements(for: try scans(pending), occupancy: &occupancy)
   }
 
   /// What a page of scans does to the tables, folded in log order in memory: at most one
@@ -105,7 +128,7 @@ package struct AnalyticsProjection: Sendable {
       let counts = hours[Hour(location: location, hour: hour)] ?? (0, 0)
       hours[Hour(location: location, hour: hour)] = entering ? (counts.scansIn + 1, counts.scansOut) : (counts.scansIn, counts.scansOut + 1)
       let day = CivilDate(microseconds: s.scannedAt).description
-      visits.insert(Visit(day: day, location: location, card: s.scan.cardId))
+      if !s.scan.cardId.isEmpty { visits.insert(Visit(day: day, location: location, card: s.scan.cardId)) }
       if !s.scan.studentId.isEmpty {
         let key = StudentDay(student: s.scan.studentId, day: day)
         let d = days[key] ?? (0, s.scannedAt, s.scannedAt)
@@ -186,7 +209,7 @@ package struct AnalyticsProjection: Sendable {
         var occupancy: [String: Int64] = [:]  // the tables start empty
         while after < through {
           let page = try await store.read(after: after, through: through, limit: 1000, filter: filter)
-          let statements = Self.statements(for: try Self.scans(page.events), occupancy: &occupancy)
+          let statements = try Self.statements(forPage: page.events, occupancy: &occupancy)
           if !statements.isEmpty { _ = try await tx.pipelineTransaction(statements) }
           applied += page.events.count
           guard page.through > after else { break }

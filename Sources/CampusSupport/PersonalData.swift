@@ -34,6 +34,11 @@ package enum PersonalData {
     }
   }
 
+  /// `payload` without the fields numbered in `fields` (anonymised: they read as empty).
+  package static func strip(_ payload: [UInt8], fields: [Int32]) throws -> [UInt8] {
+    try rewrite(payload, fields: Set(fields)) { _, _ in nil }
+  }
+
   static func aad(_ subject: String, _ type: String, _ number: Int32) -> [UInt8] {
     Array("\(subject)\u{0}\(type)\u{0}\(number)".utf8)
   }

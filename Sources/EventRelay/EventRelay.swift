@@ -104,6 +104,12 @@ package final class EventRelay: Sendable {
     }
   }
 
+  /// Forgets the events held in memory (their payloads were rewritten in the table, by the
+  /// retention job): subscribers read what comes before the current position from the table.
+  package func forgetTail() {
+    state.withLock { s in s.tail = EventTail(through: s.tail.through, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity) }
+  }
+
   /// Reads the log until the calling task is cancelled. Starts at the log's current fence:
   /// older events are read from the table by the subscribers that want them.
   package func run() async throws {

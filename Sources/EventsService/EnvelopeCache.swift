@@ -42,4 +42,11 @@ final class EnvelopeCache: Sendable {
     }
     return bytes
   }
+
+  /// Drops the envelopes of `positions` (their payloads were rewritten).
+  func forget(_ positions: some Sequence<Int64>) {
+    state.withLock { s in
+      for p in positions { if let old = s.bytes.removeValue(forKey: p) { s.total -= old.count } }
+    }
+  }
 }

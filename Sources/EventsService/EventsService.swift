@@ -46,6 +46,14 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     self.instrumentation = instrumentation
   }
 
+  /// Forgets what the service and its relay hold in memory of events whose payloads were
+  /// rewritten in the table (the retention job's): subscribers read them from the table again.
+  package func forget(rewritten positions: [Int64]) {
+    guard !positions.isEmpty else { return }
+    relay.forgetTail()
+    envelopes.forget(positions)
+  }
+
   // MARK: Subscribe
 
   package func subscribe(

@@ -13,6 +13,7 @@ internal import Observability
 internal import OTLPTracing
 internal import Postgres
 internal import Prometheus
+internal import Scans
 internal import ProtoDescriptors
 internal import QuadRPC
 internal import ServiceLifecycle
@@ -46,6 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The campus contexts to serve, comma-separated (students, scans, analytics, accounts, cards); each can be deployed on its own, cards only with students and accounts.")
   var contexts = CampusContext.allCases.map(\.rawValue).joined(separator: ",")
 
+  @Option(name: .customLong("scan-retention-days"), help: "Anonymise scans older than this many days (whole UTC days; 0: keep them as they are), at start and every hour.")
+  var scanRetentionDays = 0
+
   @Option(help: "Event-loop threads serving gRPC (default: one per core).")
   var threads = System.coreCount
 
@@ -73,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
     guard (1...65_536).contains(relayTailMiB) else { throw ValidationError("--relay-tail-mib must be 1 to 65536") }
     guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
     do { _ = try CampusContext.parse(contexts) } catch { throw ValidationError("\(error)".replacingOccurrences(of: "quad serve: ", with: "")) }
+    guard (0...36_500).contains(scanRetentionDays) else { throw ValidationError("--scan-retention-days must be 0 to 36500") }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0 to 65535") }
     guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
@@ -172,7 +177,13 @@ struct ServeCommand: AsyncParsableCommand {
     var outcome: Result<Void, any Error> = .success(())
     // The exporter first: the group stops services in reverse, so it sends the last spans.
     let tracingServices = exporter.map { [ServiceGroupConfiguration.ServiceConfiguration(service: TraceExportService(exporter: $0), serviceName: "trace-export")] } ?? []
-    let beside = tracingServices + campus.services + [
+    let retention = scanRetentionDays > 0 && campus.contexts.contains(.scans)
+      ? [ServiceGroupConfiguration.ServiceConfiguration(
+          service: ScanRetentionService(
+            retention: ScanRetention(store: platform.store, days: scanRetentionDays, logger: Logger(label: "quad.scans")), events: platform.events),
+          serviceName: "scan-retention")]
+      : []
+    let beside = tracingServices + campus.services + retention + [
       .init(service: DatabaseHealthService(pool: platform.store.pool, health: health, services: served, logger: logger), serviceName: "database-health"),
       .init(service: MetricsSampler(metrics: PlatformMetrics(relay: platform.relay)), serviceName: "metrics"),
       .init(service: SecurityReloader(security: secured, server: server, logger: logger), serviceName: "security-reload"),
@@ -248,6 +259,25 @@ func runUntilSignalled(
 struct ServeFailure: Error, CustomStringConvertible {
   let message: String
   var description: String { message }
+}
+
+/// The scan retention job: at start, then every hour, until the group shuts down.
+struct ScanRetentionService: Service {
+  let retention: ScanRetention
+  let events: EventsService
+
+  func run() async throws {
+    await cancelWhenGracefulShutdown {
+      while !Task.isCancelled {
+        do {
+          events.forget(rewritten: try await retention.run())
+        } catch {
+          Logger(label: "quad.scans").warning("scan retention failed; trying again in an hour: \(error)")
+        }
+        try? await Task.sleep(for: .seconds(3600))
+      }
+    }
+  }
 }
 
 /// The gRPC server until the group shuts down; then NOT_SERVING, and calls in flight get up to
