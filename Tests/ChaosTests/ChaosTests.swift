@@ -10,8 +10,9 @@ internal import Testing
 internal import TestSupport
 
 /// One chaos round: two `quad serve` instances on one PostgreSQL, under write load, with a
-/// subscriber and a webhook receiver, while the network to the database is cut, PostgreSQL
-/// restarts, one instance is SIGKILLed and restarted, and the webhook's network is cut. No
+/// subscriber on each and a webhook receiver, while the network to the database is cut,
+/// PostgreSQL restarts, one instance is SIGKILLed and restarted, the webhook's network is cut,
+/// and the network between a subscriber and its instance is cut. No
 /// acknowledged write is lost, events arrive in order, the webhook's breaker opens and closes,
 /// and each fault's recovery time is printed.
 @Suite("Chaos", .serialized)
@@ -27,7 +28,8 @@ struct ChaosTests {
       var acknowledged: Set<String> = []
       var lastSuccess: [String: ContinuousClock.Instant] = [:]
       var writeErrors = 0
-      var seen: [(Int64, String)] = []
+      /// What each subscriber saw, in order.
+      var seen: [String: [(Int64, String)]] = [:]
       var violations: [String] = []
     }
     let state = Mutex(State())
@@ -60,7 +62,7 @@ struct ChaosTests {
     throw Failure(description: "timed out waiting until \(what)")
   }
 
-  @Test("Database link cut, PostgreSQL restart, an instance SIGKILLed, the webhook link cut, under load: nothing acknowledged lost, order kept, the breaker opens and closes, every fault recovered")
+  @Test("Database link cut, PostgreSQL restart, an instance SIGKILLed, the webhook link cut, a subscriber's link cut, under load: nothing acknowledged lost, order kept, the breaker opens and closes, every fault recovered")
   func chaosRound() async throws {
     let pg = try await TestPostgres.start()
     let dbLink = try TCPProxy(to: .unix(path: "\(pg.directory)/socket/.s.PGSQL.5432"))
@@ -121,35 +123,43 @@ struct ChaosTests {
           }
         }
       }
-      // A subscriber on instance a, resuming from its cursor after every failure.
-      group.addTask {
-        var cursor: Quad_Events_V1_Cursor?
-        var client: (port: Int, grpc: GRPCClient)?
-        while !Task.isCancelled {
-          var request = Quad_Events_V1_SubscribeRequest()
-          request.eventTypes = ["campus.students.v1.StudentRegistered"]
-          if let cursor { request.after = cursor } else { request.start = .first }
-          do {
-            let port = ports["a"]!
-            if client?.port != port {
-              await client?.grpc.close()
-              client = (port, try GRPCClient(target: "127.0.0.1:\(port)"))
-            }
-            try await Quad_Events_V1_Events.Client(client!.grpc).subscribe(request, options: CallOptions(timeout: .seconds(300))) { stream in
-              for try await e in stream {
-                record.with { s in
-                  if let last = s.seen.last, e.cursor.position <= last.0 { s.violations.append("\(e.cursor.position) after \(last.0)") }
-                  s.seen.append((e.cursor.position, e.streamId))
-                }
-                cursor = e.cursor
+      // Subscribers, each resuming from its cursor after every failure: one on instance a, one
+      // on instance b through a link the test cuts (the network between a campus service and b).
+      let subLink = try TCPProxy(to: .tcp(port: bPort))
+      let subPort = subLink.port
+      let portA: @Sendable () -> Int = { ports["a"]! }
+      let portB: @Sendable () -> Int = { subPort }
+      for (name, port) in [("a", portA), ("b", portB)] {
+        group.addTask {
+          var cursor: Quad_Events_V1_Cursor?
+          var client: (port: Int, grpc: GRPCClient)?
+          while !Task.isCancelled {
+            var request = Quad_Events_V1_SubscribeRequest()
+            request.eventTypes = ["campus.students.v1.StudentRegistered"]
+            if let cursor { request.after = cursor } else { request.start = .first }
+            do {
+              let port = port()
+              if client?.port != port {
+                await client?.grpc.close()
+                client = (port, try GRPCClient(target: "127.0.0.1:\(port)"))
               }
+              try await Quad_Events_V1_Events.Client(client!.grpc).subscribe(request, options: CallOptions(timeout: .seconds(300))) { stream in
+                for try await e in stream {
+                  record.with { s in
+                    if let last = s.seen[name]?.last, e.cursor.position <= last.0 { s.violations.append("\(name): \(e.cursor.position) after \(last.0)") }
+                    s.seen[name, default: []].append((e.cursor.position, e.streamId))
+                  }
+                  cursor = e.cursor
+                }
+              }
+            } catch {
+              try? await Task.sleep(for: .milliseconds(100))
             }
-          } catch {
-            try? await Task.sleep(for: .milliseconds(100))
           }
+          await client?.grpc.close()
         }
-        await client?.grpc.close()
       }
+      defer { subLink.stop() }
 
       func recovered(_ instance: String, after instant: ContinuousClock.Instant) -> Bool {
         record.with { ($0.lastSuccess[instance] ?? instant) > instant }
@@ -192,13 +202,22 @@ struct ChaosTests {
       let closed = try await Self.eventually("the webhook's breaker closes") { try await admin() == .closed }
       print("chaos: the webhook breaker closed \(closed) after its link came back")
 
+      // 5. The network between subscriber b and instance b goes away for 3 s.
+      subLink.cut()
+      try await Task.sleep(for: .seconds(3))
+      let seenBefore = record.with { $0.seen["b"]?.count ?? 0 }
+      subLink.restore()
+      let relinked = ContinuousClock.now
+      _ = try await Self.eventually("subscriber b receives again after its link is back") { record.with { ($0.seen["b"]?.count ?? 0) > seenBefore } }
+      print("chaos: subscriber b received again \(ContinuousClock.now - relinked) after its link to instance b came back (cut 3 s)")
+
       writing.clear()
       try await Task.sleep(for: .milliseconds(500))  // the writers' last calls end (5 s timeouts at most)
       let final = record.with { $0.acknowledged }
-      let caughtUp = try await Self.eventually("the subscriber has every acknowledged write") {
-        record.with { s in final.isSubset(of: Set(s.seen.map(\.1))) }
+      let caughtUp = try await Self.eventually("both subscribers have every acknowledged write") {
+        record.with { s in ["a", "b"].allSatisfy { final.isSubset(of: Set((s.seen[$0] ?? []).map(\.1))) } }
       }
-      print("chaos: the subscriber had every acknowledged write \(caughtUp) after the load stopped")
+      print("chaos: both subscribers had every acknowledged write \(caughtUp) after the load stopped")
       _ = try await Self.eventually("the webhook has every acknowledged write") {
         let delivered = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
           .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.compactMap { $0["stream_id"] as? String }
@@ -209,11 +228,14 @@ struct ChaosTests {
     let final = record.with { $0 }
     let delivered = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
       .compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.compactMap { $0["position"] as? Int }
-    print("chaos: \(final.acknowledged.count) writes acknowledged, \(final.writeErrors) failed attempts, \(final.seen.count) events seen, \(delivered.count) webhook deliveries")
+    print("chaos: \(final.acknowledged.count) writes acknowledged, \(final.writeErrors) failed attempts, \(final.seen["a"]?.count ?? 0) and \(final.seen["b"]?.count ?? 0) events seen, \(delivered.count) webhook deliveries")
     #expect(final.acknowledged.count > 50)
     #expect(final.writeErrors > 0, "the faults should have failed some writes")
     #expect(final.violations.isEmpty, "\(final.violations.prefix(5))")
-    #expect(Set(final.seen.map(\.1)).count == final.seen.count, "a cursor subscriber saw a student twice")
+    for name in ["a", "b"] {
+      let seen = final.seen[name] ?? []
+      #expect(Set(seen.map(\.1)).count == seen.count, "cursor subscriber \(name) saw a student twice")
+    }
     // At least once: after instance a's restart its webhook resumes from its checkpoint and
     // delivers some events again, in order. What must hold: every event delivered for the first
     // time comes after all the events delivered before it.
