@@ -43,7 +43,7 @@ struct RateLimiterTests {
       let metadata: Metadata = token.map { [("authorization", .text("Bearer " + $0))] } ?? []
       do {
         _ = try await client.unary(path, request: Google_Protobuf_Duration(), responseType: Google_Protobuf_Duration.self,
-          options: CallOptions(timeout: .seconds(10), metadata: metadata))
+          options: CallOptions(timeout: .seconds(60), metadata: metadata))
         return nil
       } catch let e as RPCError {
         return e
