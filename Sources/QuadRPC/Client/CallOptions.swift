@@ -48,12 +48,22 @@ package struct RetryPolicy: Sendable, Hashable {
   package var retryableStatusCodes: Set<GRPCStatus.Code>
 }
 
+/// gRPC's hedging policy (gRFC A6) for the methods it names: up to `maxAttempts` copies of a
+/// call, one every `hedgingDelay` until one answers, the next at once after a non-fatal status.
+/// Off unless a service config names it, and only for calls that may be repeated.
+package struct HedgingPolicy: Sendable, Hashable {
+  package var maxAttempts: Int
+  package var hedgingDelay: Duration
+  package var nonFatalStatusCodes: Set<GRPCStatus.Code>
+}
+
 /// The parts of a gRPC service config (JSON, as in gRPC's service_config.proto) this client
-/// applies: per-method `timeout` and `retryPolicy`, and `loadBalancingConfig`.
+/// applies: per-method `timeout`, `retryPolicy` or `hedgingPolicy`, and `loadBalancingConfig`.
 package struct ServiceConfig: Sendable {
   struct MethodConfig: Sendable {
     var timeout: Duration?
     var retryPolicy: RetryPolicy?
+    var hedgingPolicy: HedgingPolicy?
   }
   /// Keyed by `service/method`, `service/` or `/` (the default).
   private var methods: [String: MethodConfig] = [:]
@@ -89,6 +99,10 @@ package struct ServiceConfig: Sendable {
       if let rp = mc["retryPolicy"] as? [String: Any] {
         config.retryPolicy = try Self.retryPolicy(rp)
       }
+      if let hp = mc["hedgingPolicy"] as? [String: Any] {
+        guard config.retryPolicy == nil else { throw ServiceConfigError(reason: "a method config has both retryPolicy and hedgingPolicy") }
+        config.hedgingPolicy = try Self.hedgingPolicy(hp)
+      }
       for name in mc["name"] as? [[String: Any]] ?? [[:]] {
         let service = name["service"] as? String ?? ""
         let method = name["method"] as? String ?? ""
@@ -106,6 +120,30 @@ package struct ServiceConfig: Sendable {
     return methods["\(parts[0])/\(parts[1])"] ?? methods["\(parts[0])/"] ?? methods["/"]
   }
 
+  private static func hedgingPolicy(_ hp: [String: Any]) throws(ServiceConfigError) -> HedgingPolicy {
+    guard let max = hp["maxAttempts"] as? Int, max >= 2 else {
+      throw ServiceConfigError(reason: "hedgingPolicy.maxAttempts must be an integer of at least 2")
+    }
+    let delay = try hp["hedgingDelay"].map { v throws(ServiceConfigError) in try duration(v, "hedgingPolicy.hedgingDelay") } ?? .zero
+    let codes = try statusCodes(hp["nonFatalStatusCodes"] as? [Any] ?? [], "nonFatalStatusCodes")
+    // gRFC A6: clients cap maxAttempts at 5.
+    return HedgingPolicy(maxAttempts: min(max, 5), hedgingDelay: delay, nonFatalStatusCodes: codes)
+  }
+
+  private static func statusCodes(_ values: [Any], _ what: String) throws(ServiceConfigError) -> Set<GRPCStatus.Code> {
+    var codes: Set<GRPCStatus.Code> = []
+    for c in values {
+      if let n = c as? Int, let code = GRPCStatus.Code(rawValue: n) {
+        codes.insert(code)
+      } else if let s = c as? String, let code = GRPCStatus.Code(name: s) {
+        codes.insert(code)
+      } else {
+        throw ServiceConfigError(reason: "unknown status code \(c) in \(what)")
+      }
+    }
+    return codes
+  }
+
   private static func retryPolicy(_ rp: [String: Any]) throws(ServiceConfigError) -> RetryPolicy {
     guard let max = rp["maxAttempts"] as? Int, max >= 2 else {
       throw ServiceConfigError(reason: "retryPolicy.maxAttempts must be an integer of at least 2")
@@ -117,16 +155,7 @@ package struct ServiceConfig: Sendable {
     guard let multiplier = (rp["backoffMultiplier"] as? NSNumber)?.doubleValue, multiplier > 0 else {
       throw ServiceConfigError(reason: "retryPolicy.backoffMultiplier must be a number above 0")
     }
-    var codes: Set<GRPCStatus.Code> = []
-    for c in rp["retryableStatusCodes"] as? [Any] ?? [] {
-      if let n = c as? Int, let code = GRPCStatus.Code(rawValue: n) {
-        codes.insert(code)
-      } else if let s = c as? String, let code = GRPCStatus.Code(name: s) {
-        codes.insert(code)
-      } else {
-        throw ServiceConfigError(reason: "unknown status code \(c) in retryableStatusCodes")
-      }
-    }
+    let codes = try statusCodes(rp["retryableStatusCodes"] as? [Any] ?? [], "retryableStatusCodes")
     guard !codes.isEmpty else { throw ServiceConfigError(reason: "retryPolicy.retryableStatusCodes is empty") }
     guard initial > .zero, maxBackoff > .zero else { throw ServiceConfigError(reason: "retry backoffs must be above 0") }
     // gRFC A6: clients cap maxAttempts at 5.

@@ -325,7 +325,11 @@ package final class GRPCClient: Sendable {
     return try await intercepted(ClientContext(path: path, options: options)) { context in
       let timeout = effectiveTimeout(context)
       let deadline = timeout.map { ContinuousClock.now + $0 }
-      let retry = serviceConfig.config(forPath: context.path)?.retryPolicy
+      let method = serviceConfig.config(forPath: context.path)
+      if let hedging = method?.hedgingPolicy, context.options.mayRepeat {
+        return try await self.hedged(context, bytes, hedging, deadline: deadline, Response.self)
+      }
+      let retry = method?.retryPolicy
       var attempt = 1
       while true {
         let remaining = deadline.map { $0 - ContinuousClock.now }
@@ -351,6 +355,68 @@ package final class GRPCClient: Sendable {
         }
       }
     }
+  }
+
+  /// A unary call sent as up to `policy.maxAttempts` copies (gRFC A6 hedging): the next copy
+  /// after `hedgingDelay` without an answer, or at once after a non-fatal status; the first
+  /// answer (or fatal status) wins and the other copies are cancelled.
+  private func hedged<Response: QuadProtobuf.Message>(
+    _ context: ClientContext, _ bytes: [UInt8], _ policy: HedgingPolicy, deadline: ContinuousClock.Instant?, _ type: Response.Type
+  ) async throws -> UnaryResponse<Response> {
+    typealias Outcome = HedgeOutcome<UnaryResponse<Response>>
+    return try await withThrowingTaskGroup(of: Outcome.self) { group in
+      defer { group.cancelAll() }
+      var sent = 0
+      var running = 0
+      var lastError = RPCError(code: .deadlineExceeded, message: "deadline exceeded")
+      func send() {
+        sent += 1
+        running += 1
+        let remaining = deadline.map { $0 - ContinuousClock.now }
+        group.addTask {
+          do {
+            let open = try await self.open(context, timeout: remaining, first: bytes, end: true)
+            return .answered(.success(try await Self.single(open, Response.self)))
+          } catch let e as RPCError {
+            return .answered(.failure(e))
+          } catch {
+            return .answered(.failure(RPCError(code: .cancelled, message: "\(error)")))
+          }
+        }
+        if sent < policy.maxAttempts {
+          group.addTask {
+            try await Task.sleep(for: policy.hedgingDelay)
+            return .delayPassed
+          }
+        }
+      }
+      send()
+      while let outcome = try await group.next() {
+        switch outcome {
+        case .delayPassed:
+          if sent < policy.maxAttempts, deadline.map({ ContinuousClock.now < $0 }) ?? true { send() }
+        case .answered(.success(let response)):
+          return response
+        case .answered(.failure(let e)):
+          running -= 1
+          lastError = e
+          guard policy.nonFatalStatusCodes.contains(e.code) else { throw e }
+          if sent < policy.maxAttempts, deadline.map({ ContinuousClock.now < $0 }) ?? true {
+            send()
+          } else if running == 0 {
+            throw e
+          }
+        }
+      }
+      throw lastError
+    }
+  }
+
+  /// What one task of a hedged call reports: an attempt's outcome, or that the delay before the
+  /// next copy passed.
+  enum HedgeOutcome<Answer: Sendable>: Sendable {
+    case answered(Result<Answer, RPCError>)
+    case delayPassed
   }
 
   /// How long to wait before the next attempt, or `nil` to give up (gRFC A6: retryable code, not
