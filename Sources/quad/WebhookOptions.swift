@@ -3,6 +3,7 @@ internal import EventRelay
 internal import Foundation
 internal import Logging
 internal import ProtoDescriptors
+internal import Resilience
 internal import ServiceLifecycle
 internal import Webhooks
 
@@ -17,8 +18,16 @@ struct WebhookOptions: ParsableArguments {
   @Option(name: .customLong("webhook-events"), help: "Only these event types, comma-separated (default: all).")
   var eventTypes: String?
 
+  @Option(name: .customLong("webhook-breaker-failures"), help: "Failed deliveries in a row that open a webhook's circuit breaker.")
+  var breakerFailures = 5
+
+  @Option(name: .customLong("webhook-breaker-open-seconds"), help: "How long an open webhook breaker waits before it lets one delivery probe the receiver.")
+  var breakerOpenSeconds = 5.0
+
   func validate() throws {
     guard webhooks.isEmpty || secretFile != nil else { throw ValidationError("--webhook needs --webhook-secret-file") }
+    guard (1...1000).contains(breakerFailures) else { throw ValidationError("--webhook-breaker-failures must be 1 to 1000") }
+    guard (0.1...3600).contains(breakerOpenSeconds) else { throw ValidationError("--webhook-breaker-open-seconds must be 0.1 to 3600") }
     var names = Set<String>()
     for entry in webhooks {
       let (name, url) = try Self.split(entry)
@@ -50,6 +59,7 @@ struct WebhookOptions: ParsableArguments {
       let (name, url) = try Self.split(entry)
       var settings = WebhookSink.Settings(url: url, secret: Array(secret))
       settings.eventTypes = types
+      settings.breaker = CircuitBreaker.Settings(failureThreshold: breakerFailures, openDuration: .milliseconds(Int64(breakerOpenSeconds * 1000)))
       settings.instrumentation = instrumentation
       return try WebhookSink(name: name, relay: relay, settings: settings, codec: codec, logger: Logger(label: "quad.webhooks"))
     }

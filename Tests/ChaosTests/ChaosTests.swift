@@ -75,7 +75,7 @@ struct ChaosTests {
     let hookLink = try TCPProxy(to: .tcp(port: try #require(Int(receiver.firstLine))))
     let aArguments = [
       "--database-url", pg.conninfo, "--webhook", "chaos=http://127.0.0.1:\(hookLink.port)/hook", "--webhook-secret-file", secretFile,
-      "--webhook-events", "campus.students.v1.StudentRegistered",
+      "--webhook-events", "campus.students.v1.StudentRegistered", "--webhook-breaker-failures", "3", "--webhook-breaker-open-seconds", "2",
     ]
     var (a, aPort) = try await Self.serve(aArguments)
     let (b, bPort) = try await Self.serve(["--database-url", "host=127.0.0.1 port=\(dbLink.port) user=postgres dbname=postgres"])
