@@ -103,13 +103,14 @@ struct ServeCommand: AsyncParsableCommand {
     MetricsSystem.bootstrap(factory)
     let secured = try await security.load()  // before the database: a bad file fails fast
     let tracer = tracing.tracer()
+    let eventTracing = tracer.map { EventTracing(tracer: $0) }  // consumers', deliveries' and webhooks' spans
     let (conninfo, url, embedded) = try await database(databaseURL, dataDirectory: dataDirectory, command: "quad serve", logger: logger)
     let platform: EventPlatform
     do {
       var relay = EventRelay.Settings()
       relay.tailByteCapacity = relayTailMiB << 20
       platform = try await EventPlatform.start(
-        conninfo: conninfo, poolSize: poolSize, relay: relay, instrumentation: tracer.map { EventTracing(tracer: $0) })
+        conninfo: conninfo, poolSize: poolSize, relay: relay, instrumentation: eventTracing)
     } catch {
       try? await embedded?.stop()
       throw ServeFailure(message: "quad serve: the database at \(url == nil ? "the private cluster" : "--database-url") is not usable: \(error)")
@@ -119,7 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
     let campus: CampusContexts
     do {
       campus = try await CampusContexts.start(
-        try CampusContext.parse(contexts), relay: platform.relay, router: &router, instrumentation: tracer.map { EventTracing(tracer: $0) })
+        try CampusContext.parse(contexts), relay: platform.relay, router: &router, instrumentation: eventTracing)
     } catch {
       platform.store.pool.shutdown()
       try? await embedded?.stop()
@@ -154,18 +155,10 @@ struct ServeCommand: AsyncParsableCommand {
       "quad serve: serving \(served.joined(separator: ", ")) (metrics at http://0.0.0.0:\(metrics.port)/metrics\(tracing.summary)\(secured.summary)) on 0.0.0.0:\(server.port)\n".utf8))
 
     let sinks: [WebhookSink]
-    do {
-      let codec = (try? DescriptorPool(files: EventsService.protoFiles + campus.protoFiles)).map { DynamicCodec(pool: $0, ignoreUnknownFields: true) }
-      sinks = try webhooks.sinks(relay: platform.relay, codec: codec, instrumentation: tracer.map { EventTracing(tracer: $0) })
-    } catch {
-      try? await server.stop()
-      await metrics.stop()
-      platform.store.pool.shutdown()
-      try? await embedded?.stop()
-      throw error
-    }
     let exporter: OTLPExporter?
     do {
+      let codec = (try? DescriptorPool(files: EventsService.protoFiles + campus.protoFiles)).map { DynamicCodec(pool: $0, ignoreUnknownFields: true) }
+      sinks = try webhooks.sinks(relay: platform.relay, codec: codec, instrumentation: eventTracing)
       exporter = try tracer.map { try tracing.exporter(for: $0, port: server.port) }
     } catch {
       try? await server.stop()
