@@ -78,6 +78,17 @@ struct ErasureTests {
     issue.studentId = "S1"
     issue.cardId = "CARD-S1"
     _ = try await students.issueCard(issue, options: Self.options)
+    // The scans context learns of the card from the log first, so the scan names the student.
+    let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: 1)
+    let known = ContinuousClock.now + .seconds(60)
+    while ContinuousClock.now < known {
+      let n = try await pool.withConnection { db in
+        try await db.query("SELECT count(*) AS n FROM scans.cards WHERE card_id = 'CARD-S1'", named: "test.card")[0].decode("n", as: Int64.self)
+      }
+      if n > 0 { break }
+      try await Task.sleep(for: .milliseconds(100))
+    }
+    pool.shutdown()
     var scan = Campus_Scans_V1_RecordScanRequest()
     scan.scanId = "erase-1"
     scan.cardId = "CARD-S1"
