@@ -85,7 +85,7 @@ extension EventStore {
     }
     let firstEvent = statements.count
     for a in write.events {
-      statements.append((try Self.appendStatement(a.event, to: a.stream, expectedVersion: a.expectedVersion), "eventstore.append"))
+      statements.append((try Self.appendStatement(a.event, to: a.stream, expectedVersion: a.expectedVersion, newStreamFastPath: true), "eventstore.append"))
     }
     for s in write.snapshots {
       statements.append(("""
@@ -182,9 +182,22 @@ extension EventStore {
 
   // MARK: Shared by the two write paths
 
-  static func appendStatement(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64?) throws -> SQL {
+  /// - Parameter newStreamFastPath: append to a new stream (`expectedVersion` 0) with a plain
+  ///   INSERT, for callers that look the stream's real version up after a conflict (``write(_:idempotencyRetention:)``).
+  static func appendStatement(_ event: NewEvent, to stream: StreamID, expectedVersion: Int64?, newStreamFastPath: Bool = false) throws -> SQL {
     guard event.payload.count + event.metadata.count <= maximumEventBytes else {
       throw EventStoreError(kind: .tooLarge(bytes: event.payload.count + event.metadata.count, limit: maximumEventBytes))
+    }
+    if newStreamFastPath && expectedVersion == 0 {
+      // A new stream: its first version, with no lookup and no function call; a stream that
+      // already exists fails the (stream_type, stream_id, stream_version) unique constraint,
+      // which rolls the write back as a conflict. The transaction id is evaluated before the
+      // position, as in `quad_append_event` (GapSafety.md).
+      return """
+        INSERT INTO quad_events (writer_xid, position, stream_type, stream_id, stream_version, event_type, payload, metadata)
+        VALUES (pg_current_xact_id(), nextval('quad_event_position'), \(stream.type), \(stream.id), 1, \(event.type), \(event.payload), \(event.metadata))
+        RETURNING position
+        """
     }
     return """
       SELECT quad_append_event(\(stream.type), \(stream.id), \(expectedVersion), \(event.type), \(event.payload), \(event.metadata)) AS position
