@@ -480,7 +480,7 @@ let package = Package(
     ),
     .testTarget(
       name: "CampusContractsTests",
-      dependencies: ["TestSupport"],
+      dependencies: ["TestSupport", "CampusContracts", "CampusSupport", "EventStore", "QuadProtobuf"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -134,6 +134,67 @@ def check_service(name, old, new, problems):
             problems.append(f"{name}.{m.name}: changed streaming")
 
 
+def fields(data):
+    """(number, wire type, value) of each field in protobuf bytes (varints and length-delimited
+    values only, which is all the event option holds)."""
+    i = 0
+
+    def varint():
+        nonlocal i
+        shift = value = 0
+        while True:
+            b = data[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, wire, varint()
+        elif wire == 2:
+            n = varint()
+            yield number, wire, data[i:i + n]
+            i += n
+        elif wire == 5:
+            i += 4
+        elif wire == 1:
+            i += 8
+        else:
+            raise ValueError(f"wire type {wire} in an option")
+
+
+def event_option(m):
+    """(stream_type, superseded_by) from `option (quad.v1.event)`, or None."""
+    for number, wire, value in fields(m.options.SerializeToString()):
+        if number == 51001 and wire == 2:
+            stream_type = superseded_by = ""
+            for n, w, v in fields(value):
+                if n == 1 and w == 2:
+                    stream_type = v.decode()
+                elif n == 2 and w == 2:
+                    superseded_by = v.decode()
+            return stream_type, superseded_by
+    return None
+
+
+def check_superseded(messages, problems):
+    """An event's `superseded_by` names another event of the same stream type."""
+    events = {name.lstrip("."): event_option(m) for name, m in messages.items() if event_option(m)}
+    for name, (stream_type, successor) in sorted(events.items()):
+        if not successor:
+            continue
+        if successor not in events:
+            problems.append(f"event {name} is superseded_by {successor}, which is not an event")
+        elif events[successor][0] != stream_type:
+            problems.append(f"event {name} (stream type {stream_type}) is superseded_by {successor} of stream type {events[successor][0]}")
+        elif successor == name:
+            problems.append(f"event {name} is superseded_by itself")
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
@@ -149,6 +210,7 @@ def main():
                 problems.append(f"{kind} {name.lstrip('.')} was removed")
             else:
                 check(name.lstrip("."), d, new[name], problems)
+    check_superseded(new_m, problems)
     for p in problems:
         print(f"check-contracts: breaking: {p}", file=sys.stderr)
     if problems:

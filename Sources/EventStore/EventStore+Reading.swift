@@ -31,7 +31,7 @@ extension EventStore {
           """, named: "eventstore.fence.read")
         guard try rows[0].decode("settled", as: Bool.self) else { return nil }
         let events = try rows.compactMap { r -> StoredEvent? in
-          try r.decode("position", as: Int64?.self) == nil ? nil : try Self.event(r)
+          try r.decode("position", as: Int64?.self) == nil ? nil : try upcasters.upcast(Self.event(r))
         }
         return (events, events.count == limit ? events[events.count - 1].position : last)
       }
@@ -49,16 +49,18 @@ extension EventStore {
   ) async throws -> (events: [StoredEvent], through: Int64) {
     guard through > position else { return ([], position) }
     return try await pool.withConnection { db in
-      try await Self.read(db, after: position, through: through, limit: limit, filter: filter)
+      try await Self.read(db, after: position, through: through, limit: limit, filter: filter, upcasters: upcasters)
     }
   }
 
   /// Reads a page of at most `limit` events and about `byteBudget` bytes (always at least one
-  /// event), so a subscriber's page stays small whatever the payloads.
+  /// event), so a subscriber's page stays small whatever the payloads; `filter` names types as
+  /// read (after `upcasters`), which match their superseded types in the log too.
   static func read(
     _ db: PostgresConnection, after position: Int64, through: Int64, limit: Int, filter: EventFilter,
-    byteBudget: Int64 = 4 * 1024 * 1024
+    upcasters: EventUpcasters, byteBudget: Int64 = 4 * 1024 * 1024
   ) async throws -> (events: [StoredEvent], through: Int64) {
+    let filter = upcasters.normalized(filter)
     let types = PostgresTextArray(filter.eventTypes.sorted()), streams = PostgresTextArray(filter.streamTypes.sorted())
     // The running size is computed over the ordered rows as they stream (the window stops
     // with the LIMIT); the outer filter cuts the page where it passes the budget.
@@ -73,7 +75,7 @@ extension EventStore {
         ORDER BY position LIMIT \(Int64(limit))
       ) page WHERE running - size < \(byteBudget) ORDER BY position
       """, named: "eventstore.read")
-    let events = try rows.map(Self.event)
+    let events = try rows.map { try upcasters.upcast(Self.event($0)) }
     // A full page, or one cut by the budget (its last row's running total reached it), ends
     // at its last event; otherwise the whole range was read.
     let cut = try rows.last.map { try $0.decode("running", as: Int64.self) >= byteBudget } ?? false
@@ -164,7 +166,7 @@ extension EventStore {
           AND (\(recordedUpToMicroseconds)::int8 IS NULL OR recorded_at <= to_timestamp(\(recordedUpToMicroseconds)::int8 / 1000000.0))
         ORDER BY stream_version LIMIT \(Int64(limit))
         """, named: "eventstore.readStream")
-      return try rows.map(Self.event)
+      return try rows.map { try upcasters.upcast(Self.event($0)) }
     }
   }
 }

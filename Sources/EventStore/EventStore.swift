@@ -112,13 +112,19 @@ package struct EventStore: Sendable {
   /// Concurrent ``write(_:idempotencyRetention:)``s share round trips through it.
   let batcher: WriteBatcher
 
-  /// - Parameter writeConcurrency: batches of writes in flight at once, each on one connection
-  ///   (default: three quarters of the pool, the rest left to readers). With durable commits a
-  ///   batch's transactions each wait for their own WAL flush, so writes batch only when more
-  ///   are waiting than this: measured here, 32 writers ran 7.4k/s unbatched, 5.4k/s in 10
-  ///   batches, 4.2k/s in 2.
-  package init(pool: PostgresPool, writeConcurrency: Int? = nil) {
+  /// Applied to every event the store reads (``EventUpcasters``).
+  package let upcasters: EventUpcasters
+
+  /// - Parameters:
+  ///   - writeConcurrency: batches of writes in flight at once, each on one connection
+  ///     (default: three quarters of the pool, the rest left to readers). With durable commits a
+  ///     batch's transactions each wait for their own WAL flush, so writes batch only when more
+  ///     are waiting than this: measured here, 32 writers ran 7.4k/s unbatched, 5.4k/s in 10
+  ///     batches, 4.2k/s in 2.
+  ///   - upcasters: how superseded event types are read (as their successors).
+  package init(pool: PostgresPool, writeConcurrency: Int? = nil, upcasters: EventUpcasters = .none) {
     self.pool = pool
+    self.upcasters = upcasters
     batcher = WriteBatcher(pool: pool, concurrency: writeConcurrency ?? max(1, pool.maximumConnections * 3 / 4))
   }
 

@@ -37,7 +37,7 @@ extension EventStore {
         """, named: "parked.list")
       return try rows.map { r in
         ParkedEvent(
-          consumer: try r.decode("consumer"), event: try Self.event(r), attempts: try r.decode("attempts"),
+          consumer: try r.decode("consumer"), event: try upcasters.upcast(Self.event(r)), attempts: try r.decode("attempts"),
           error: try r.decode("error"), parkedAtMicroseconds: try r.decode("parked_us"), retryRequested: try r.decode("retry_requested"))
       }
     }

@@ -3,6 +3,15 @@
 public protocol DomainEvent: Message {
   /// The type of stream (aggregate) its events are appended to (`"student"`).
   static var streamType: String { get }
+
+  /// The event type that replaced this one after a breaking change, from the option's
+  /// `superseded_by`: the store reads this type as that one through an upcaster.
+  static var supersededBy: String? { get }
+}
+
+extension DomainEvent {
+  /// Not superseded, unless the contract names a successor.
+  public static var supersededBy: String? { nil }
 }
 
 /// The domain events one `.proto` file declares, as one enum the generator emits: what a typed
@@ -18,9 +27,15 @@ public protocol DomainEventSet: Sendable {
 
   /// For each event type with fields marked `[(quad.v1.personal) = true]`: their numbers.
   static var personalFieldNumbers: [String: [Int32]] { get }
+
+  /// The events a breaking change replaced (`superseded_by`), and the type that replaced each.
+  static var supersededBy: [String: String] { get }
 }
 
 extension DomainEventSet {
   /// No personal fields, unless the contract marks some.
   public static var personalFieldNumbers: [String: [Int32]] { [:] }
+
+  /// None superseded, unless the contract says so.
+  public static var supersededBy: [String: String] { [:] }
 }

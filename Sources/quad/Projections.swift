@@ -1,5 +1,6 @@
 internal import Analytics
 internal import ArgumentParser
+internal import CampusSupport
 internal import EmbeddedPostgres
 internal import EventStore
 internal import Foundation
@@ -48,7 +49,7 @@ struct RebuildProjection: AsyncParsableCommand {
     let started = ContinuousClock.now
     let outcome: Result<(events: Int, position: Int64), any Error>
     do {
-      let store = EventStore(pool: pool)
+      let store = EventStore(pool: pool, upcasters: try CampusUpcasters.all())
       try await store.migrate()
       try await AnalyticsProjection(store: store).migrate()
       outcome = .success(try await AnalyticsProjection.rebuild(store: store))

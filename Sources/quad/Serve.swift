@@ -1,5 +1,6 @@
 internal import AdminService
 internal import ArgumentParser
+internal import CampusSupport
 internal import EmbeddedPostgres
 internal import EventRelay
 internal import EventStore
@@ -220,7 +221,7 @@ struct EventPlatform {
     instrumentation: (any EventInstrumentation)? = nil
   ) async throws -> EventPlatform {
     let pool = PostgresPool(conninfo: conninfo, maximumConnections: poolSize)
-    let store = EventStore(pool: pool, writeConcurrency: writeConcurrency)
+    let store = EventStore(pool: pool, writeConcurrency: writeConcurrency, upcasters: try CampusUpcasters.all())
     do {
       try await store.migrate()
     } catch {

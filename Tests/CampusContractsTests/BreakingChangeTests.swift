@@ -77,6 +77,23 @@ struct BreakingChangeTests {
     #expect(r.output.contains(expected), "\(name): \(r.output)")
   }
 
+  @Test("A breaking change to an event as a new type: superseded_by must name an event of the same stream type")
+  func superseded() async throws {
+    let old = "message StudentUpdated {\n  option (quad.v1.event) = { stream_type: \"student\" };"
+    func supersede(_ successor: String, streamType: String = "student") -> (String) -> String {
+      { s in
+        s.replacingOccurrences(of: old, with: "message StudentUpdated {\n  option (quad.v1.event) = { stream_type: \"student\", superseded_by: \"\(successor)\" };")
+          + "\nmessage StudentUpdatedV2 {\n  option (quad.v1.event) = { stream_type: \"\(streamType)\" };\n  string student_id = 1;\n}\n"
+      }
+    }
+    let good = try await Self.check(supersede("campus.students.v1.StudentUpdatedV2"))
+    #expect(good.status == 0, "\(good.output)")
+    let missing = try await Self.check(supersede("campus.students.v1.StudentChanged"))
+    #expect(missing.status != 0 && missing.output.contains("superseded_by campus.students.v1.StudentChanged, which is not an event"), "\(missing.output)")
+    let moved = try await Self.check(supersede("campus.students.v1.StudentUpdatedV2", streamType: "person"))
+    #expect(moved.status != 0 && moved.output.contains("of stream type person"), "\(moved.output)")
+  }
+
   @Test("A reserved number or name used again is refused")
   func reuse() async throws {
     // Released: Student with number 20 and the name "nickname" reserved.

@@ -26,11 +26,12 @@ struct EventsServiceTests {
     relaySettings: EventRelay.Settings = EventRelay.Settings(),
     serviceSettings: EventsService.Settings = EventsService.Settings(),
     connections: Int = 8,
+    upcasters: EventUpcasters = .none,
     _ body: @Sendable (Harness) async throws -> Void
   ) async throws {
     let pg = try await TestPostgres.start()
     let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: connections)
-    let store = EventStore(pool: pool)
+    let store = EventStore(pool: pool, upcasters: upcasters)
     let relay = EventRelay(store: store, settings: relaySettings)
     var outcome: Result<Void, any Error>
     do {

@@ -107,11 +107,11 @@ struct FileEmitter {
   /// For messages marked `option (quad.v1.event)`: a `DomainEvent` conformance each, and one
   /// `DomainEventSet` enum for the file (`QuadEvents_<path>`), what typed subscriptions decode into.
   private func emitEvents(_ p: CodePrinter) {
-    var events: [(protoName: String, swiftName: String, streamType: String)] = []
+    var events: [(protoName: String, swiftName: String, streamType: String, supersededBy: String)] = []
     var personal: [(protoName: String, numbers: [Int32])] = []
     func walk(_ m: MessageProto, _ protoName: String) {
       if let option = try? m.options.extensionValue(Quad_V1_Extensions_event), !option.streamType.isEmpty {
-        events.append((protoName, table[protoName: "." + protoName].swiftName, option.streamType))
+        events.append((protoName, table[protoName: "." + protoName].swiftName, option.streamType, option.supersededBy))
         let numbers = personalFields(m)
         if !numbers.isEmpty { personal.append((protoName, numbers)) }
       }
@@ -126,6 +126,10 @@ struct FileEmitter {
       p.indent {
         p.line("/// From `option (quad.v1.event)`: the stream type these events are appended to.")
         p.line("\(vis)static let streamType = \(Naming.stringLiteral(e.streamType))")
+        if !e.supersededBy.isEmpty {
+          p.line("/// From `option (quad.v1.event)`: the event type that replaced this one (read as it through an upcaster).")
+          p.line("\(vis)static let supersededBy: Swift.String? = \(Naming.stringLiteral(e.supersededBy))")
+        }
       }
       p.line("}")
       p.line()
@@ -158,6 +162,16 @@ struct FileEmitter {
         p.line("\(vis)static let personalFieldNumbers: [Swift.String: [Swift.Int32]] = [")
         p.indent {
           for e in personal { p.line("\(Naming.stringLiteral(e.protoName)): [\(e.numbers.map(String.init).joined(separator: ", "))],") }
+        }
+        p.line("]")
+      }
+      let superseded = events.filter { !$0.supersededBy.isEmpty }
+      if !superseded.isEmpty {
+        p.line()
+        p.line("/// The events a breaking change replaced, and the type that replaced each (`superseded_by`).")
+        p.line("\(vis)static let supersededBy: [Swift.String: Swift.String] = [")
+        p.indent {
+          for e in superseded { p.line("\(Naming.stringLiteral(e.protoName)): \(Naming.stringLiteral(e.supersededBy)),") }
         }
         p.line("]")
       }

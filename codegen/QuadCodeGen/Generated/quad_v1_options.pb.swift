@@ -24,6 +24,12 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
   /// The stream type the event is appended to ("student", "scan").
   var streamType: Swift.String = ""
 
+  /// The full name of the event type that replaced this one after a breaking change
+  /// ("campus.doors.v1.DoorOpenedV2"). The log keeps events of this type as they were written;
+  /// Quad reads them as the successor through an upcaster, so subscribers, stream histories and
+  /// projections see only the successor. Write new events as the successor.
+  var supersededBy: Swift.String = ""
+
   /// Fields read from the wire that this version of the message does not know.
   var unknownFields = QuadProtobuf.UnknownFields()
 
@@ -35,6 +41,8 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
       switch tag {
       case 10:
         self.streamType = try QuadProtobuf.ProtoString.read(from: &decoder)
+      case 18:
+        self.supersededBy = try QuadProtobuf.ProtoString.read(from: &decoder)
       default:
         try decoder.skipField(tag: tag, into: &unknownFields)
       }
@@ -46,6 +54,9 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
     if !self.streamType.isEmpty {
       n += 1 + QuadProtobuf.ProtoString.size(of: self.streamType, cache: &cache)
     }
+    if !self.supersededBy.isEmpty {
+      n += 1 + QuadProtobuf.ProtoString.size(of: self.supersededBy, cache: &cache)
+    }
     return n
   }
 
@@ -53,6 +64,10 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
     if !self.streamType.isEmpty {
       encoder.writeTag(10)
       QuadProtobuf.ProtoString.write(self.streamType, to: &encoder)
+    }
+    if !self.supersededBy.isEmpty {
+      encoder.writeTag(18)
+      QuadProtobuf.ProtoString.write(self.supersededBy, to: &encoder)
     }
     encoder.writeUnknown(unknownFields)
   }
@@ -62,6 +77,10 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
     if !self.streamType.isEmpty {
       writer.key("streamType")
       writer.writeString(self.streamType)
+    }
+    if !self.supersededBy.isEmpty {
+      writer.key("supersededBy")
+      writer.writeString(self.supersededBy)
     }
     writer.endObject()
   }
@@ -75,6 +94,12 @@ struct Quad_V1_EventOptions: QuadProtobuf.Message {
           self.streamType = ""
         } else {
           self.streamType = try reader.readString()
+        }
+      case "supersededBy", "superseded_by":
+        if try reader.readNull() {
+          self.supersededBy = ""
+        } else {
+          self.supersededBy = try reader.readString()
         }
       default:
         try reader.unknownField(key, in: Self.protoMessageName)
@@ -107,26 +132,32 @@ enum QuadFile_quad_v1_options_proto {
   ]
   /// The serialized `google.protobuf.FileDescriptorProto`.
   static let serializedDescriptor: [Swift.UInt8] = QuadProtobuf.Base64.decode(lines: """
-  ChVxdWFkL3YxL29wdGlvbnMucHJvdG8SB3F1YWQudjEaIGdvb2dsZS9wcm90b2J1Zi9kZXNjcmlwdG9yLnByb3RvIi8KDEV2ZW50
-  T3B0aW9ucxIfCgtzdHJlYW1fdHlwZRgBIAEoCVIKc3RyZWFtVHlwZTpOCgVldmVudBIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdl
-  T3B0aW9ucxi5jgMgASgLMhUucXVhZC52MS5FdmVudE9wdGlvbnNSBWV2ZW50OjsKCHBlcnNvbmFsEh0uZ29vZ2xlLnByb3RvYnVm
-  LkZpZWxkT3B0aW9ucxi6jgMgASgIUghwZXJzb25hbEqTCgoGEgQBACQBCjQKAQwSAwEAEhoqIFF1YWQncyBvd24gb3B0aW9ucyBm
-  b3IgLnByb3RvIGNvbnRyYWN0cy4KCggKAQISAwMAEAoJCgIDABIDBQAqCooDCgIEABIEEAATARr9AiBXaGF0IG1ha2VzIGEgbWVz
-  c2FnZSBhIGRvbWFpbiBldmVudDogdGhlIHR5cGUgb2Ygc3RyZWFtIChhZ2dyZWdhdGUpIGl0cyBldmVudHMgYmVsb25nIHRvLgoK
-  ICAgbWVzc2FnZSBTdHVkZW50RW5yb2xsZWQgewogICAgIG9wdGlvbiAocXVhZC52MS5ldmVudCkgPSB7IHN0cmVhbV90eXBlOiAi
-  c3R1ZGVudCIgfTsKICAgICAuLi4KICAgfQoKIFRoZSBnZW5lcmF0b3IgZW1pdHMgYSB0eXBlZCBzdWJzY3JpcHRpb24gZm9yIGV2
-  ZXJ5IG1lc3NhZ2UgdGhhdCBjYXJyaWVzIGl0LCBhbmQgcmVmbGVjdGlvbgogc2VydmVzIGl0cyBkZXNjcmlwdG9yLCBzbyBhIGNs
-  aWVudCBpbiBhbnkgbGFuZ3VhZ2UgY2FuIGRlY29kZSB0aGUgcGF5bG9hZHMgZnJvbSB0aGUgY29udHJhY3QuCgoKCgMEAAESAxAI
-  FApMCgQEAAIAEgMSAhkaPyBUaGUgc3RyZWFtIHR5cGUgdGhlIGV2ZW50IGlzIGFwcGVuZGVkIHRvICgic3R1ZGVudCIsICJzY2Fu
-  IikuCgoMCgUEAAIABRIDEgIICgwKBQQAAgABEgMSCRQKDAoFBAACAAMSAxIXGAoJCgEHEgQVABgBCl4KAgcAEgMXAh0aUyBNYXJr
-  cyB0aGUgbWVzc2FnZSBhcyBhbiBldmVudCAoZmllbGQgbnVtYmVyIGZyb20gdGhlIHJhbmdlIGZvciBpbi1ob3VzZSBvcHRpb25z
-  KS4KCgoKAwcAAhIDFQclCgoKAwcABhIDFwIOCgoKAwcAARIDFw8UCgoKAwcAAxIDFxccCtYDCgEHEgQiACQBGsoDIE1hcmtzIGEg
-  ZmllbGQgYXMgcGVyc29uYWwgZGF0YSAoYSBuYW1lLCBhbiBlbWFpbCBhZGRyZXNzKToKCiAgIHN0cmluZyBlbWFpbCA9IDQgWyhx
-  dWFkLnYxLnBlcnNvbmFsKSA9IHRydWVdOwoKIFF1YWQgc3RvcmVzIGl0IGluIHRoZSBldmVudCBsb2cgZW5jcnlwdGVkIHdpdGgg
-  YSBrZXkgb2YgdGhlIHJlY29yZCdzIHN1YmplY3QgKHRoZSBzdHVkZW50KSwKIHNvIHRoYXQgZXJhc2luZyB0aGUgc3ViamVjdCBk
-  ZXN0cm95cyB0aGUga2V5IGFuZCBldmVyeSBjb3B5IG9mIHRoZSBmaWVsZCBpbiB0aGUgbG9nIGJlY29tZXMKIHVucmVhZGFibGUs
-  IHdoaWxlIHBvc2l0aW9ucywgb3JkZXIgYW5kIGV2ZXJ5IG90aGVyIGZpZWxkIHN0YXkgKGNyeXB0by1zaHJlZGRpbmcpLiBUaGUK
-  IGdlbmVyYXRvciBsaXN0cyBlYWNoIG1lc3NhZ2UncyBwZXJzb25hbCBmaWVsZHMgKGBwZXJzb25hbEZpZWxkTnVtYmVyc2ApLgoK
-  CQoCBwESAyMCGAoKCgMHAQISAyIHIwoKCgMHAQUSAyMCBgoKCgMHAQESAyMHDwoKCgMHAQMSAyMSF2IGcHJvdG8z
+  ChVxdWFkL3YxL29wdGlvbnMucHJvdG8SB3F1YWQudjEaIGdvb2dsZS9wcm90b2J1Zi9kZXNjcmlwdG9yLnByb3RvIlQKDEV2ZW50
+  T3B0aW9ucxIfCgtzdHJlYW1fdHlwZRgBIAEoCVIKc3RyZWFtVHlwZRIjCg1zdXBlcnNlZGVkX2J5GAIgASgJUgxzdXBlcnNlZGVk
+  Qnk6TgoFZXZlbnQSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYuY4DIAEoCzIVLnF1YWQudjEuRXZlbnRPcHRpb25z
+  UgVldmVudDo7CghwZXJzb25hbBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYuo4DIAEoCFIIcGVyc29uYWxKnQ0KBhIE
+  AQApAQo0CgEMEgMBABIaKiBRdWFkJ3Mgb3duIG9wdGlvbnMgZm9yIC5wcm90byBjb250cmFjdHMuCgoICgECEgMDABAKCQoCAwAS
+  AwUAKgqKAwoCBAASBBAAGAEa/QIgV2hhdCBtYWtlcyBhIG1lc3NhZ2UgYSBkb21haW4gZXZlbnQ6IHRoZSB0eXBlIG9mIHN0cmVh
+  bSAoYWdncmVnYXRlKSBpdHMgZXZlbnRzIGJlbG9uZyB0by4KCiAgIG1lc3NhZ2UgU3R1ZGVudEVucm9sbGVkIHsKICAgICBvcHRp
+  b24gKHF1YWQudjEuZXZlbnQpID0geyBzdHJlYW1fdHlwZTogInN0dWRlbnQiIH07CiAgICAgLi4uCiAgIH0KCiBUaGUgZ2VuZXJh
+  dG9yIGVtaXRzIGEgdHlwZWQgc3Vic2NyaXB0aW9uIGZvciBldmVyeSBtZXNzYWdlIHRoYXQgY2FycmllcyBpdCwgYW5kIHJlZmxl
+  Y3Rpb24KIHNlcnZlcyBpdHMgZGVzY3JpcHRvciwgc28gYSBjbGllbnQgaW4gYW55IGxhbmd1YWdlIGNhbiBkZWNvZGUgdGhlIHBh
+  eWxvYWRzIGZyb20gdGhlIGNvbnRyYWN0LgoKCgoDBAABEgMQCBQKTAoEBAACABIDEgIZGj8gVGhlIHN0cmVhbSB0eXBlIHRoZSBl
+  dmVudCBpcyBhcHBlbmRlZCB0byAoInN0dWRlbnQiLCAic2NhbiIpLgoKDAoFBAACAAUSAxICCAoMCgUEAAIAARIDEgkUCgwKBQQA
+  AgADEgMSFxgK3QIKBAQAAgESAxcCGxrPAiBUaGUgZnVsbCBuYW1lIG9mIHRoZSBldmVudCB0eXBlIHRoYXQgcmVwbGFjZWQgdGhp
+  cyBvbmUgYWZ0ZXIgYSBicmVha2luZyBjaGFuZ2UKICgiY2FtcHVzLmRvb3JzLnYxLkRvb3JPcGVuZWRWMiIpLiBUaGUgbG9nIGtl
+  ZXBzIGV2ZW50cyBvZiB0aGlzIHR5cGUgYXMgdGhleSB3ZXJlIHdyaXR0ZW47CiBRdWFkIHJlYWRzIHRoZW0gYXMgdGhlIHN1Y2Nl
+  c3NvciB0aHJvdWdoIGFuIHVwY2FzdGVyLCBzbyBzdWJzY3JpYmVycywgc3RyZWFtIGhpc3RvcmllcyBhbmQKIHByb2plY3Rpb25z
+  IHNlZSBvbmx5IHRoZSBzdWNjZXNzb3IuIFdyaXRlIG5ldyBldmVudHMgYXMgdGhlIHN1Y2Nlc3Nvci4KCgwKBQQAAgEFEgMXAggK
+  DAoFBAACAQESAxcJFgoMCgUEAAIBAxIDFxkaCgkKAQcSBBoAHQEKXgoCBwASAxwCHRpTIE1hcmtzIHRoZSBtZXNzYWdlIGFzIGFu
+  IGV2ZW50IChmaWVsZCBudW1iZXIgZnJvbSB0aGUgcmFuZ2UgZm9yIGluLWhvdXNlIG9wdGlvbnMpLgoKCgoDBwACEgMaByUKCgoD
+  BwAGEgMcAg4KCgoDBwABEgMcDxQKCgoDBwADEgMcFxwK1gMKAQcSBCcAKQEaygMgTWFya3MgYSBmaWVsZCBhcyBwZXJzb25hbCBk
+  YXRhIChhIG5hbWUsIGFuIGVtYWlsIGFkZHJlc3MpOgoKICAgc3RyaW5nIGVtYWlsID0gNCBbKHF1YWQudjEucGVyc29uYWwpID0g
+  dHJ1ZV07CgogUXVhZCBzdG9yZXMgaXQgaW4gdGhlIGV2ZW50IGxvZyBlbmNyeXB0ZWQgd2l0aCBhIGtleSBvZiB0aGUgcmVjb3Jk
+  J3Mgc3ViamVjdCAodGhlIHN0dWRlbnQpLAogc28gdGhhdCBlcmFzaW5nIHRoZSBzdWJqZWN0IGRlc3Ryb3lzIHRoZSBrZXkgYW5k
+  IGV2ZXJ5IGNvcHkgb2YgdGhlIGZpZWxkIGluIHRoZSBsb2cgYmVjb21lcwogdW5yZWFkYWJsZSwgd2hpbGUgcG9zaXRpb25zLCBv
+  cmRlciBhbmQgZXZlcnkgb3RoZXIgZmllbGQgc3RheSAoY3J5cHRvLXNocmVkZGluZykuIFRoZQogZ2VuZXJhdG9yIGxpc3RzIGVh
+  Y2ggbWVzc2FnZSdzIHBlcnNvbmFsIGZpZWxkcyAoYHBlcnNvbmFsRmllbGROdW1iZXJzYCkuCgoJCgIHARIDKAIYCgoKAwcBAhID
+  JwcjCgoKAwcBBRIDKAIGCgoKAwcBARIDKAcPCgoKAwcBAxIDKBIXYgZwcm90bzM=
   """)
 }
