@@ -330,15 +330,19 @@ package struct StudentsService: Campus_Students_V1_Students.ServiceProtocol {
     let plain = events.map(Self.newEvent)
     var key: SymmetricKey?
     if plain.contains(where: { StudentEvent.personalFieldNumbers[$0.type] != nil }) {
-      if student == nil {
+      if let student {
+        guard !student.erased else { throw RPCError(code: .failedPrecondition, message: "student \(id) was erased: their personal data cannot be written") }
+        key = try await mapped { try await self.key(id) }
+      }
+      if key == nil {
+        // A new student, or one an older version registered before keys existed (a rolling
+        // upgrade): a new key, stored in the same transaction as the version-checked events,
+        // so of two writers racing to create it only the one whose events commit keeps its key.
         let k = PersonalData.newKey()
         key = k
-        write.statements.append((
+        write.statements.insert((
           "INSERT INTO students.keys (student_id, key) VALUES (\(id), \(k.withUnsafeBytes { Array($0) })) ON CONFLICT (student_id) DO NOTHING",
-          "students.key.insert"))
-      } else {
-        key = try await mapped { try await self.key(id) }
-        guard key != nil else { throw RPCError(code: .failedPrecondition, message: "student \(id) was erased: their personal data cannot be written") }
+          "students.key.insert"), at: 1)
       }
     }
     write.events = try plain.enumerated().map { i, e in
