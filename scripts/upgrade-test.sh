@@ -16,9 +16,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-swift build --product quad
+swift build -q --product quad
 cp "$(swift build --show-bin-path)/quad" "$WORK/quad-new"
 git worktree add --quiet --detach "$WORK/old" "$FROM"
-(cd "$WORK/old" && swift build --scratch-path "$ROOT/.build" --product quad)
+(cd "$WORK/old" && swift build -q --scratch-path "$ROOT/.build" --product quad)
 cp "$(swift build --show-bin-path)/quad" "$WORK/quad-old"
 python3 Tests/Upgrade/rolling_upgrade.py "$WORK/quad-old" "$WORK/quad-new"

@@ -161,9 +161,10 @@ package final class EventRelay: Sendable {
   /// Empty with `through > position` when everything in between was filtered out; empty with
   /// `through == position` when caught up.
   package func next(after position: Int64, filter: EventFilter, limit: Int = 256) async throws -> (events: [StoredEvent], through: Int64) {
-    // Held events are already upcast: a superseded type in the filter stands for its successor.
-    let filter = store.upcasters.normalized(filter)
-    let lookup = state.withLock { $0.tail.lookup(after: position, filter: filter, limit: limit) }
+    // Held events are already upcast: a superseded type in the filter stands for its successor
+    // (the store's own reads normalize the filter themselves).
+    let held = store.upcasters.normalized(filter)
+    let lookup = state.withLock { $0.tail.lookup(after: position, filter: held, limit: limit) }
     switch lookup {
     case .caughtUp:
       return ([], position)

@@ -1,4 +1,4 @@
-public import QuadProtobuf
+package import QuadProtobuf
 
 /// Reads an event type that a breaking change replaced as the type that replaced it.
 ///
@@ -96,12 +96,15 @@ package struct EventUpcasters: Sendable {
   private init(checked byType: [String: EventUpcaster]) {
     self.byType = byType
     var ancestors: [String: Set<String>] = [:]
-    for start in byType.keys {
-      var type = start
-      while let next = byType[type]?.to { type = next }
-      ancestors[type, default: []].insert(start)
-    }
+    for start in byType.keys { ancestors[Self.newest(start, byType), default: []].insert(start) }
     self.ancestors = ancestors
+  }
+
+  /// The end of the upcasters from `type` in `byType` (acyclic), or `type` itself.
+  private static func newest(_ type: String, _ byType: [String: EventUpcaster]) -> String {
+    var type = type
+    while let next = byType[type]?.to { type = next }
+    return type
   }
 
   package var isEmpty: Bool { byType.isEmpty }
@@ -129,11 +132,7 @@ package struct EventUpcasters: Sendable {
   }
 
   /// The type `type` is read as: the end of its upcasters, or itself.
-  package func newest(_ type: String) -> String {
-    var type = type
-    while let next = byType[type]?.to { type = next }
-    return type
-  }
+  package func newest(_ type: String) -> String { Self.newest(type, byType) }
 
   /// `filter` as it applies to events after upcasting: a type it names stands for its newest
   /// type and every type that newest one supersedes (so a typed subscription that lists every
