@@ -10,7 +10,8 @@ internal import Synchronization
 /// It wakes at once when a write in this process commits, on `NOTIFY` from other instances (and
 /// sends at most one NOTIFY per ``Settings/notifyInterval`` for the writes of this one, never one
 /// per transaction), and every ``Settings/pollInterval`` regardless, which alone keeps it
-/// correct. Lost connections are retried with backoff. ``run()`` is the relay's life: the task
+/// correct. A commit wakes it only while a subscriber here waits; otherwise the first subscriber
+/// to wait does (``ReadDemand``), so writes with nobody listening cost no reads. Lost connections are retried with backoff. ``run()`` is the relay's life: the task
 /// that runs it owns it, and cancelling that task stops it.
 package final class EventRelay: Sendable {
   /// How the relay reads and wakes.
@@ -61,6 +62,7 @@ package final class EventRelay: Sendable {
   package let settings: Settings
   private let state: Mutex<State>
   private let readerBell = Doorbell()
+  private let demand = ReadDemand()
   private let catchUp: CatchUpPages
   private let notifierBell = Doorbell()
 
@@ -86,8 +88,8 @@ package final class EventRelay: Sendable {
     self.settings = settings
     catchUp = CatchUpPages(byteCapacity: settings.catchUpCacheBytes)
     state = Mutex(State(tail: EventTail(through: 0, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)))
-    store.commits.observe { [readerBell, notifierBell] in
-      readerBell.ring()
+    store.commits.observe { [readerBell, notifierBell, demand] in
+      if demand.commitArrived() { readerBell.ring() }
       notifierBell.ring()
     }
   }
@@ -142,6 +144,8 @@ package final class EventRelay: Sendable {
       s.nextWaiter += 1
       return s.nextWaiter
     }
+    if demand.waiterArrived() { readerBell.ring() }
+    defer { demand.waiterLeft() }
     await withTaskCancellationHandler {
       await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
         let now = state.withLock { s -> Bool in
@@ -185,6 +189,7 @@ package final class EventRelay: Sendable {
     while !Task.isCancelled {
       do {
         let started = ContinuousClock.now
+        demand.readStarted()
         try await readAvailable()
         backoff = .milliseconds(50)
         await readerBell.wait(timeout: settings.pollInterval)
@@ -253,7 +258,7 @@ package final class EventRelay: Sendable {
             let received = try await connection.notifications(waitingUpTo: .milliseconds(250))
             if !received.isEmpty {
               state.withLock { $0.stats.notifiesReceived += received.count }
-              readerBell.ring()
+              if demand.commitArrived() { readerBell.ring() }
             }
           }
         } catch {
