@@ -85,12 +85,12 @@ final class WriteBatcher: Sendable {
         return Array(s.queue.prefix(n))
       }
       guard !batch.isEmpty else { return }
-      // Not cancelled with the leading write's task: the batch carries other callers' writes.
-      let pool = pool
+      // Sent on the leading write's own task (no hop to another thread), but not cancelled with
+      // it: the batch carries other callers' writes.
       let transactions = batch.map(\.transaction)
-      let outcomes = await Task {
-        await Result { try await pool.withConnection { db in try await db.pipelineTransactions(transactions) } }
-      }.value
+      let outcomes = await Result {
+        try await pool.withConnection(cancellable: false) { db in try await db.pipelineTransactions(transactions, cancellable: false) }
+      }
       switch outcomes {
       case .success(let each):
         for (entry, outcome) in zip(batch, each) { entry.finish(outcome.mapError { $0 }) }

@@ -44,8 +44,11 @@ package final class PostgresPool: Sendable {
   ///
   /// - Throws: what `body` threw; ``PostgresError`` `.connection` when no connection could be
   ///   opened, `.cancelled` when the task was cancelled while waiting.
-  package func withConnection<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
-    let (id, connection) = try await lease()
+  ///
+  /// - Parameter cancellable: whether cancelling the task stops the wait for a connection;
+  ///   `false` for work done on behalf of other tasks too (a batch of their writes).
+  package func withConnection<R: Sendable>(cancellable: Bool = true, _ body: (PostgresConnection) async throws -> R) async throws -> R {
+    let (id, connection) = try await lease(cancellable: cancellable)
     let result: Result<R, any Error>
     do {
       result = .success(try await body(connection))
@@ -75,44 +78,50 @@ package final class PostgresPool: Sendable {
 
   // MARK: Shell
 
-  private func lease() async throws -> (Int, PostgresConnection) {
+  /// Waits for a connection; `cancellable: false` waits its turn even when the task is cancelled.
+  private func lease(cancellable: Bool) async throws -> (Int, PostgresConnection) {
     let waiter = state.withLock { s -> Int in
       s.nextID += 1
       return s.nextID
     }
+    guard cancellable else { return try await waitForConnection(waiter, cancellable: false) }
     return try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation { (c: CheckedContinuation<(Int, PostgresConnection), any Error>) in
-        enum Next { case use(Int, PostgresConnection), wait(connect: Bool), fail(PostgresError, connect: Bool) }
-        let next = state.withLock { s -> Next in
-          let action = s.machine.lease(waiter: waiter)
-          switch action {
-          case .use(let id): return .use(id, s.connections[id]!)
-          case .fail: return .fail(PostgresError(.connection, "the pool is shutting down"), connect: false)
-          case .connect, .wait:
-            // Cancelled before it could wait: leave the line at once (a connection already on
-            // its way still opens, for the next caller).
-            if Task.isCancelled, s.machine.cancel(waiter: waiter) {
-              return .fail(PostgresError(.cancelled, "cancelled while waiting for a connection"), connect: action == .connect)
-            }
-            s.waiters[waiter] = c
-            return .wait(connect: action == .connect)
-          }
-        }
-        switch next {
-        case .use(let id, let connection): c.resume(returning: (id, connection))
-        case .fail(let e, let connect):
-          c.resume(throwing: e)
-          if connect { open() }
-        case .wait(let connect):
-          if connect { open() }
-        }
-      }
+      try await waitForConnection(waiter, cancellable: true)
     } onCancel: {
       let cancelled = state.withLock { s -> CheckedContinuation<(Int, PostgresConnection), any Error>? in
         guard s.machine.cancel(waiter: waiter) else { return nil }
         return s.waiters.removeValue(forKey: waiter)
       }
       cancelled?.resume(throwing: PostgresError(.cancelled, "cancelled while waiting for a connection"))
+    }
+  }
+
+  private func waitForConnection(_ waiter: Int, cancellable: Bool) async throws -> (Int, PostgresConnection) {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<(Int, PostgresConnection), any Error>) in
+      enum Next { case use(Int, PostgresConnection), wait(connect: Bool), fail(PostgresError, connect: Bool) }
+      let next = state.withLock { s -> Next in
+        let action = s.machine.lease(waiter: waiter)
+        switch action {
+        case .use(let id): return .use(id, s.connections[id]!)
+        case .fail: return .fail(PostgresError(.connection, "the pool is shutting down"), connect: false)
+        case .connect, .wait:
+          // Cancelled before it could wait: leave the line at once (a connection already on
+          // its way still opens, for the next caller).
+          if cancellable, Task.isCancelled, s.machine.cancel(waiter: waiter) {
+            return .fail(PostgresError(.cancelled, "cancelled while waiting for a connection"), connect: action == .connect)
+          }
+          s.waiters[waiter] = c
+          return .wait(connect: action == .connect)
+        }
+      }
+      switch next {
+      case .use(let id, let connection): c.resume(returning: (id, connection))
+      case .fail(let e, let connect):
+        c.resume(throwing: e)
+        if connect { open() }
+      case .wait(let connect):
+        if connect { open() }
+      }
     }
   }
 
