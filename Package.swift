@@ -43,6 +43,8 @@ let package = Package(
       pkgConfig: "libpq",
       providers: [.apt(["libpq-dev"])]
     ),
+    // Linux's epoll (not in Glibc's Swift module), for Postgres's socket poller.
+    .systemLibrary(name: "CEpoll"),
     .systemLibrary(
       name: "CZlib",
       pkgConfig: "zlib",
@@ -95,11 +97,12 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
-    // PostgreSQL through libpq: the only importer of CLibPQ.
+    // PostgreSQL through libpq: the only importer of CLibPQ (and of CEpoll).
     .target(
       name: "Postgres",
       dependencies: [
         "CLibPQ",
+        "CEpoll",
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
       ],

@@ -22,7 +22,7 @@ internal import NIOPosix
 ///   share connections through a pool.
 package final class PostgresConnection: @unchecked Sendable {
   // Touched only under `lock`, on the thread pool (cancel is libpq's thread-safe call).
-  private let connection: OpaquePointer
+  let connection: OpaquePointer
   private let cancelHandle: OpaquePointer?
   private let lock = NIOLock()
   private let threadPool: NIOThreadPool
@@ -102,7 +102,7 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
-  private static func message(_ conn: OpaquePointer?) -> String {
+  static func message(_ conn: OpaquePointer?) -> String {
     guard let conn, let m = PQerrorMessage(conn) else { return "unknown libpq error" }
     return String(cString: m).trimmingTrailingNewlines()
   }
@@ -198,15 +198,117 @@ package final class PostgresConnection: @unchecked Sendable {
   /// Runs each element of `transactions` as a transaction of its own, all in one round trip:
   /// what many concurrent writes share (each commits or fails alone).
   ///
+  /// - Parameter cancellable: whether cancelling the task cancels the statements on the server;
+  ///   `false` when they are other tasks' writes too.
   /// - Returns: each transaction's rows or error (`.commitOutcomeUnknown` for those whose end
   ///   was not read before the connection broke).
-  package func pipelineTransactions(_ transactions: [[(sql: SQL, name: String)]]) async throws -> [Result<[PostgresRows], PostgresError>] {
-    try await withTaskCancellationHandler {
-      try await threadPool.runIfActive { [self] in
+  package func pipelineTransactions(_ transactions: [[(sql: SQL, name: String)]], cancellable: Bool = true) async throws -> [Result<[PostgresRows], PostgresError>] {
+    @Sendable func run() async throws -> [Result<[PostgresRows], PostgresError>] {
+      if let outcomes = try await runPipelineWithoutBlocking(transactions) { return outcomes }
+      return try await threadPool.runIfActive { [self] in
         try lock.withLock { () throws -> [Result<[PostgresRows], PostgresError>] in try runPipeline(transactions) }
       }
-    } onCancel: {
-      cancel()
+    }
+    guard cancellable else { return try await run() }
+    return try await withTaskCancellationHandler(operation: run, onCancel: { cancel() })
+  }
+
+  /// A pipeline in flight without blocking: its reader, and whether output is still unsent.
+  private final class PipelineCall: @unchecked Sendable {
+    // Touched under the connection's lock only.
+    var reader: PipelineReader
+    var writable: Bool
+
+    init(_ reader: PipelineReader, writable: Bool) {
+      self.reader = reader
+      self.writable = writable
+    }
+  }
+
+  /// Sends `transactions` from the calling thread without blocking it and reads the answers on
+  /// the ``SocketPoller``'s thread as they arrive: no thread of this connection wakes, and the
+  /// caller resumes once, with every outcome. `nil` when the pipeline must run on the
+  /// connection's own thread instead: a statement not yet prepared on this connection (preparing
+  /// is a blocking round trip), or no poller.
+  private func runPipelineWithoutBlocking(_ transactions: [[(sql: SQL, name: String)]]) async throws -> [Result<[PostgresRows], PostgresError>]? {
+    guard let poller = SocketPoller.shared else { return nil }
+    enum Start {
+      case onThread
+      case failed(PostgresError)
+      case sent(PipelineCall, socket: Int32)
+      case ended([Result<[PostgresRows], PostgresError>])
+    }
+    return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Result<[PostgresRows], PostgresError>]?, any Error>) in
+      let start = lock.withLock { () -> Start in
+        guard !closed else {
+          return .failed(PostgresError(.connectionLost, "the connection is closed", queryName: transactions.first?.first?.name))
+        }
+        var names: [[String?]] = []
+        for statements in transactions {
+          var known: [String?] = []
+          for statement in statements {
+            guard let name = prepared[statement.sql.text] else { return .onThread }
+            known.append(name)
+          }
+          names.append(known)
+        }
+        guard PQsetnonblocking(connection, 1) == 0 else { return .onThread }
+        do throws(PostgresError) {
+          try sendPipeline(transactions, prepared: names)
+        } catch {
+          _ = PQsetnonblocking(connection, 0)
+          return .failed(error)
+        }
+        var reader = PipelineReader(transactions)
+        let flushed = PQflush(connection)
+        let socket = PQsocket(connection)
+        guard flushed >= 0, socket >= 0 else {
+          _ = reader.connectionBroke(self)
+          _ = PQexitPipelineMode(connection)
+          _ = PQsetnonblocking(connection, 0)
+          return .ended(reader.outcomes)
+        }
+        return .sent(PipelineCall(reader, writable: flushed == 1), socket: socket)
+      }
+      switch start {
+      case .onThread: c.resume(returning: nil)
+      case .failed(let error): c.resume(throwing: error)
+      case .ended(let outcomes): c.resume(returning: outcomes)
+      case .sent(let call, let socket):
+        let watched = poller.watch(socket, readable: true, writable: call.writable) { [self] in
+          guard let outcomes = advance(call) else { return .wait(readable: true, writable: call.writable) }
+          return .done { c.resume(returning: outcomes) }
+        }
+        if !watched {
+          // Finish it on the connection's own thread, waiting there.
+          threadPool.submit { [self] _ in
+            let outcomes = lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
+              _ = PQsetnonblocking(connection, 0)
+              _ = call.reader.consume(self, blocking: true)
+              _ = PQexitPipelineMode(connection)
+              return call.reader.outcomes
+            }
+            c.resume(returning: outcomes)
+          }
+        }
+      }
+    }
+  }
+
+  /// One step of a pipeline in flight, on the poller's thread: sends what is unsent, reads what
+  /// arrived; every outcome once the last transaction has ended, `nil` until then.
+  private func advance(_ call: PipelineCall) -> [Result<[PostgresRows], PostgresError>]? {
+    lock.withLock {
+      if call.writable {
+        let flushed = PQflush(connection)
+        call.writable = flushed == 1
+        if flushed < 0 { _ = call.reader.connectionBroke(self) }
+      }
+      if !call.reader.finished, PQconsumeInput(connection) == 0 { _ = call.reader.connectionBroke(self) }
+      guard call.reader.consume(self, blocking: false) else { return nil }
+      _ = PQexitPipelineMode(connection)
+      _ = PQsetnonblocking(connection, 0)
+      return call.reader.outcomes
     }
   }
 
@@ -260,62 +362,112 @@ package final class PostgresConnection: @unchecked Sendable {
     let names = try transactions.map { statements throws(PostgresError) in
       try statements.map { statement throws(PostgresError) in try prepare(statement.sql, statement.name) }
     }
+    try sendPipeline(transactions, prepared: names)
+    defer { _ = PQexitPipelineMode(connection) }
+    var reader = PipelineReader(transactions)
+    _ = reader.consume(self, blocking: true)
+    return reader.outcomes
+  }
+
+  /// Enters pipeline mode and sends each transaction's statements, each followed by a Sync.
+  private func sendPipeline(_ transactions: [[(sql: SQL, name: String)]], prepared names: [[String?]]) throws(PostgresError) {
+    let name = transactions.first?.first?.name ?? "pipeline"
     guard PQenterPipelineMode(connection) == 1 else {
       throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
     }
-    defer { _ = PQexitPipelineMode(connection) }
-    for (statements, prepared) in zip(transactions, names) {
-      for ((sql, statementName), prepared) in zip(statements, prepared) {
-        let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
-          if let prepared { return PQsendQueryPrepared(connection, prepared, count, values, lengths, formats, 0) }
-          return PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+    do throws(PostgresError) {
+      for (statements, prepared) in zip(transactions, names) {
+        for ((sql, statementName), prepared) in zip(statements, prepared) {
+          let sent = try withParameters(sql, statementName) { count, types, values, lengths, formats in
+            if let prepared { return PQsendQueryPrepared(connection, prepared, count, values, lengths, formats, 0) }
+            return PQsendQueryParams(connection, sql.text, count, types, values, lengths, formats, 0)
+          }
+          guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
         }
-        guard sent == 1 else { throw PostgresError(.connectionLost, Self.message(connection), queryName: statementName) }
+        guard PQpipelineSync(connection) == 1 else {
+          throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
+        }
       }
-      guard PQpipelineSync(connection) == 1 else {
-        throw PostgresError(.connectionLost, Self.message(connection), queryName: name)
-      }
+    } catch {
+      _ = PQexitPipelineMode(connection)
+      throw error
     }
-    var outcomes: [Result<[PostgresRows], PostgresError>] = []
-    for statements in transactions {
-      var results: [PostgresRows] = []
-      var failure: PostgresError?
-      for (_, statementName) in statements {
-        // Each statement's results, up to a NULL.
-        while let result = PQgetResult(connection) {
+  }
+
+  /// A pipeline's results, read as they arrive: each transaction's statements' rows or its first
+  /// failing statement's error, up to its Sync (the server runs the statements before a Sync in
+  /// one implicit transaction, committed at the Sync unless one fails, which rolls that
+  /// transaction back and leaves the others alone); `.commitOutcomeUnknown` for those whose end
+  /// was not read before the connection broke (they may have committed).
+  struct PipelineReader {
+    private let transactions: [[(sql: SQL, name: String)]]
+    private(set) var outcomes: [Result<[PostgresRows], PostgresError>] = []
+    private var statement = 0
+    private var rows: [PostgresRows] = []
+    private var failure: PostgresError?
+
+    init(_ transactions: [[(sql: SQL, name: String)]]) { self.transactions = transactions }
+
+    var finished: Bool { outcomes.count == transactions.count }
+
+    /// Takes the results libpq holds (`blocking`: waits for all of them); true once every
+    /// transaction has ended.
+    mutating func consume(_ db: PostgresConnection, blocking: Bool) -> Bool {
+      let connection = db.connection
+      while !finished {
+        if !blocking, PQisBusy(connection) == 1 {
+          guard PQstatus(connection) == CONNECTION_OK else { return connectionBroke(db) }
+          return false
+        }
+        let current = transactions[outcomes.count]
+        let result = PQgetResult(connection)
+        if statement < current.count {
+          guard let result else {
+            // The end of one statement's results.
+            statement += 1
+            guard PQstatus(connection) == CONNECTION_OK else { return connectionBroke(db) }
+            continue
+          }
           defer { PQclear(result) }
           switch PQresultStatus(result) {
           case PGRES_PIPELINE_ABORTED:
             break
           case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
-            results.append(Self.rows(result))
+            rows.append(PostgresConnection.rows(result))
           default:
-            do { try check(result, statementName) } catch { failure = failure ?? error }
+            do { try db.check(result, current[statement].name) } catch { failure = failure ?? error }
           }
-        }
-        if PQstatus(connection) != CONNECTION_OK { break }
-      }
-      // The Sync's own result: the transaction's end.
-      var synced = false
-      while let result = PQgetResult(connection) {
-        let status = PQresultStatus(result)
-        PQclear(result)
-        if status == PGRES_PIPELINE_SYNC {
-          synced = true
-          break
+        } else {
+          // The Sync's own result: the transaction's end.
+          guard let result else { return connectionBroke(db) }
+          let status = PQresultStatus(result)
+          PQclear(result)
+          if status == PGRES_PIPELINE_SYNC { end(synced: true, db) }
         }
       }
+      return true
+    }
+
+    /// The connection broke: the transactions not yet ended end now, as far as can be known.
+    mutating func connectionBroke(_ db: PostgresConnection) -> Bool {
+      while !finished { end(synced: false, db) }
+      return true
+    }
+
+    private mutating func end(synced: Bool, _ db: PostgresConnection) {
       if let failure, failure.code != .connectionLost {
         outcomes.append(.failure(failure))
-      } else if !synced || PQstatus(connection) != CONNECTION_OK {
+      } else if !synced || PQstatus(db.connection) != CONNECTION_OK {
         outcomes.append(.failure(PostgresError(
-          .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(Self.message(connection))",
-          queryName: statements.first?.name)))
+          .commitOutcomeUnknown, "the connection broke after the transaction was sent: \(PostgresConnection.message(db.connection))",
+          queryName: transactions[outcomes.count].first?.name)))
       } else {
-        outcomes.append(.success(results))
+        outcomes.append(.success(rows))
       }
+      statement = 0
+      rows = []
+      failure = nil
     }
-    return outcomes
   }
 
   /// The name of `sql`'s prepared statement on this connection, preparing it the first time
@@ -374,7 +526,7 @@ package final class PostgresConnection: @unchecked Sendable {
   }
 
   /// Throws the error a result reports, if any.
-  private func check(_ result: OpaquePointer, _ name: String) throws(PostgresError) {
+  func check(_ result: OpaquePointer, _ name: String) throws(PostgresError) {
     switch PQresultStatus(result) {
     case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
       return
@@ -413,7 +565,7 @@ package final class PostgresConnection: @unchecked Sendable {
     return next(0)
   }
 
-  private static func rows(_ result: OpaquePointer) -> PostgresRows {
+  static func rows(_ result: OpaquePointer) -> PostgresRows {
     let columns = Int(PQnfields(result))
     let count = Int(PQntuples(result))
     var names: [String] = []

@@ -84,6 +84,19 @@ public final class TestPostgres: Sendable {
     return Int(UInt16(bigEndian: address.sin_port))
   }
 
+  /// Runs `body` with a fresh cluster, stopped after it whether `body` returns or throws.
+  public static func with<R>(_ body: (TestPostgres) async throws -> R) async throws -> R {
+    let pg = try await start()
+    do {
+      let result = try await body(pg)
+      await pg.stop()
+      return result
+    } catch {
+      await pg.stop()
+      throw error
+    }
+  }
+
   /// Restarts the server (fast: sessions are cut, as when PostgreSQL restarts under a running
   /// service).
   public func restart() async throws {
