@@ -5,6 +5,7 @@ internal import EventsService
 internal import Foundation
 internal import HealthService
 internal import Logging
+internal import NIOCore
 internal import Postgres
 internal import QuadProtobuf
 internal import QuadRPC
@@ -30,8 +31,12 @@ struct BenchOutboxServer: AsyncParsableCommand {
   @Option(name: .customLong("write-concurrency"), help: "Batches of writes in flight at once (default: three quarters of the pool).")
   var writeConcurrency: Int?
 
+  @Option(help: "Event-loop threads serving gRPC (default: one per core, as quad serve).")
+  var threads = System.coreCount
+
   func validate() throws {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
   }
 
@@ -46,7 +51,7 @@ struct BenchOutboxServer: AsyncParsableCommand {
     let health = HealthService()
     let server = try await GRPCServer.start(
       router: withStandardServices(router, files: EventsService.protoFiles + [QuadFile_quad_bench_v1_outbox_proto.serializedDescriptor], health: health),
-      host: "0.0.0.0", port: port)
+      host: "0.0.0.0", port: port, threads: threads)
     FileHandle.standardOutput.write(Data("quad bench-outbox-server: serving on 0.0.0.0:\(server.port)\n".utf8))
     try await runUntilSignalled(server, relay: platform.relay, health: health, logger: Logger(label: "quad.bench"))
     platform.store.pool.shutdown()
