@@ -5,9 +5,11 @@ internal import NIOPosix
 
 /// One connection to PostgreSQL through libpq: the only owner of a `PGconn`.
 ///
-/// Every libpq call blocks, so every one runs on a thread the connection owns, never on a NIO
-/// event loop or Swift's cooperative pool; one thread per connection, so a statement that
-/// waits (on a lock, say) never starves another connection. Statements carry their values as bind
+/// A libpq call that can block runs on a thread the connection owns, never on a NIO event loop
+/// or Swift's cooperative pool; one thread per connection, so a statement that waits (on a lock,
+/// say) never starves another connection. Pipelines of statements already prepared (every write
+/// after a connection's first) are sent without blocking from the caller's thread and read on
+/// the process's ``SocketPoller`` thread, so a write wakes no thread of its own. Statements carry their values as bind
 /// parameters (``SQL``); results come back in text form and decode into Swift types
 /// (``PostgresRows``). Cancelling the calling task cancels the statement on the server
 /// (`PQcancel`).
