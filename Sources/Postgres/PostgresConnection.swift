@@ -7,9 +7,10 @@ internal import NIOPosix
 ///
 /// A libpq call that can block runs on a thread the connection owns, never on a NIO event loop
 /// or Swift's cooperative pool; one thread per connection, so a statement that waits (on a lock,
-/// say) never starves another connection. Pipelines of statements already prepared (every write
-/// after a connection's first) are sent without blocking from the caller's thread and read on
-/// the process's ``SocketPoller`` thread, so a write wakes no thread of its own. Statements carry their values as bind
+/// say) never starves another connection. Statements already prepared on the connection (all
+/// but a statement's first use), alone or in pipelines, are sent without blocking from the
+/// caller's thread and read there too once the process's ``SocketPoller`` says the answer is in,
+/// so a query or a write wakes no thread of its own. Statements carry their values as bind
 /// parameters (``SQL``); results come back in text form and decode into Swift types
 /// (``PostgresRows``). Cancelling the calling task cancels the statement on the server
 /// (`PQcancel`).
@@ -115,7 +116,19 @@ package final class PostgresConnection: @unchecked Sendable {
   /// - Throws: ``PostgresError``: `.server` with the SQLSTATE, `.connectionLost`, `.cancelled`.
   package func query(_ sql: SQL, named name: String) async throws -> PostgresRows {
     try await withTaskCancellationHandler {
-      try await threadPool.runIfActive { [self] in
+      // A prepared statement goes as a pipeline of one (Bind, Execute, Sync: what
+      // PQexecPrepared sends), without blocking; the first use of one prepares it on the thread.
+      if let outcomes = try await runPipelineWithoutBlocking([[(sql, name)]]) {
+        switch outcomes[0] {
+        case .success(let rows):
+          return rows.first ?? PostgresRows(columns: [], types: [], values: [], affectedRows: 0)
+        case .failure(let e) where e.code == .commitOutcomeUnknown:
+          throw PostgresError(.connectionLost, e.message, sqlState: e.sqlState, queryName: name)
+        case .failure(let e):
+          throw e
+        }
+      }
+      return try await threadPool.runIfActive { [self] in
         try lock.withLock { try run(sql, name) }
       }
     } onCancel: {
@@ -217,7 +230,7 @@ package final class PostgresConnection: @unchecked Sendable {
 
   /// A pipeline in flight without blocking: its reader, and whether output is still unsent.
   private final class PipelineCall: @unchecked Sendable {
-    // Touched under the connection's lock only.
+    // Touched by the one task that runs the pipeline, under the connection's lock.
     var reader: PipelineReader
     var writable: Bool
 
@@ -227,9 +240,9 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
-  /// Sends `transactions` from the calling thread without blocking it and reads the answers on
-  /// the ``SocketPoller``'s thread as they arrive: no thread of this connection wakes, and the
-  /// caller resumes once, with every outcome. `nil` when the pipeline must run on the
+  /// Sends `transactions` from the calling thread without blocking it, waits on the
+  /// ``SocketPoller`` for the answers and reads them on the caller's own executor as they
+  /// arrive: no thread of this connection wakes. `nil` when the pipeline must run on the
   /// connection's own thread instead: a statement not yet prepared on this connection (preparing
   /// is a blocking round trip), or no poller.
   private func runPipelineWithoutBlocking(_ transactions: [[(sql: SQL, name: String)]]) async throws -> [Result<[PostgresRows], PostgresError>]? {
@@ -240,65 +253,61 @@ package final class PostgresConnection: @unchecked Sendable {
       case sent(PipelineCall, socket: Int32)
       case ended([Result<[PostgresRows], PostgresError>])
     }
-    return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Result<[PostgresRows], PostgresError>]?, any Error>) in
-      let start = lock.withLock { () -> Start in
-        guard !closed else {
-          return .failed(PostgresError(.connectionLost, "the connection is closed", queryName: transactions.first?.first?.name))
-        }
-        var names: [[String?]] = []
-        for statements in transactions {
-          var known: [String?] = []
-          for statement in statements {
-            guard let name = prepared[statement.sql.text] else { return .onThread }
-            known.append(name)
-          }
-          names.append(known)
-        }
-        guard PQsetnonblocking(connection, 1) == 0 else { return .onThread }
-        do throws(PostgresError) {
-          try sendPipeline(transactions, prepared: names)
-        } catch {
-          _ = PQsetnonblocking(connection, 0)
-          return .failed(error)
-        }
-        var reader = PipelineReader(transactions)
-        let flushed = PQflush(connection)
-        let socket = PQsocket(connection)
-        guard flushed >= 0, socket >= 0 else {
-          _ = reader.connectionBroke(self)
-          _ = PQexitPipelineMode(connection)
-          _ = PQsetnonblocking(connection, 0)
-          return .ended(reader.outcomes)
-        }
-        return .sent(PipelineCall(reader, writable: flushed == 1), socket: socket)
+    let start = lock.withLock { () -> Start in
+      guard !closed else {
+        return .failed(PostgresError(.connectionLost, "the connection is closed", queryName: transactions.first?.first?.name))
       }
-      switch start {
-      case .onThread: c.resume(returning: nil)
-      case .failed(let error): c.resume(throwing: error)
-      case .ended(let outcomes): c.resume(returning: outcomes)
-      case .sent(let call, let socket):
-        let watched = poller.watch(socket, readable: true, writable: call.writable) { [self] in
-          guard let outcomes = advance(call) else { return .wait(readable: true, writable: call.writable) }
-          return .done { c.resume(returning: outcomes) }
+      var names: [[String?]] = []
+      for statements in transactions {
+        var known: [String?] = []
+        for statement in statements {
+          guard let name = prepared[statement.sql.text] else { return .onThread }
+          known.append(name)
         }
-        if !watched {
-          // Finish it on the connection's own thread, waiting there.
-          threadPool.submit { [self] _ in
-            let outcomes = lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
+        names.append(known)
+      }
+      guard PQsetnonblocking(connection, 1) == 0 else { return .onThread }
+      do throws(PostgresError) {
+        try sendPipeline(transactions, prepared: names)
+      } catch {
+        _ = PQsetnonblocking(connection, 0)
+        return .failed(error)
+      }
+      var reader = PipelineReader(transactions)
+      let flushed = PQflush(connection)
+      let socket = PQsocket(connection)
+      guard flushed >= 0, socket >= 0 else {
+        _ = reader.connectionBroke(self)
+        _ = PQexitPipelineMode(connection)
+        _ = PQsetnonblocking(connection, 0)
+        return .ended(reader.outcomes)
+      }
+      return .sent(PipelineCall(reader, writable: flushed == 1), socket: socket)
+    }
+    switch start {
+    case .onThread: return nil
+    case .failed(let error): throw error
+    case .ended(let outcomes): return outcomes
+    case .sent(let call, let socket):
+      while true {
+        guard await poller.ready(socket, readable: true, writable: call.writable) else {
+          // Not watchable: finish on the connection's own thread, waiting there.
+          return try await threadPool.runIfActive { [self] in
+            lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
               _ = PQsetnonblocking(connection, 0)
               _ = call.reader.consume(self, blocking: true)
               _ = PQexitPipelineMode(connection)
               return call.reader.outcomes
             }
-            c.resume(returning: outcomes)
           }
         }
+        if let outcomes = advance(call) { return outcomes }
       }
     }
   }
 
-  /// One step of a pipeline in flight, on the poller's thread: sends what is unsent, reads what
-  /// arrived; every outcome once the last transaction has ended, `nil` until then.
+  /// One step of a pipeline in flight, once its socket is ready: sends what is unsent, reads
+  /// what arrived; every outcome once the last transaction has ended, `nil` until then.
   private func advance(_ call: PipelineCall) -> [Result<[PostgresRows], PostgresError>]? {
     lock.withLock {
       if call.writable {

@@ -93,3 +93,30 @@ struct PipelineTests {
     }
   }
 }
+
+extension PipelineTests {
+  @Test("A prepared statement runs without blocking: its rows, its errors, and cancelling the task cancels it on the server")
+  func preparedQueries() async throws {
+    try await PostgresConnectionTests.withDatabase { db, _ in
+      for n in [Int64(1), 2, 3] {
+        let rows = try await db.query("SELECT \(n) * 2 AS twice", named: "test.twice")
+        #expect(try rows[0].decode("twice", as: Int64.self) == n * 2)
+      }
+      for _ in 0..<2 {
+        await #expect { _ = try await db.query("SELECT 1 / \(Int64(0)) AS boom", named: "test.boom") } throws: {
+          ($0 as? PostgresError)?.sqlState == "22012" && ($0 as? PostgresError)?.queryName == "test.boom"
+        }
+      }
+      _ = try await db.query("SELECT pg_sleep(\(0.0))", named: "test.sleep")
+      let start = ContinuousClock.now
+      let sleeper = Task { try await db.query("SELECT pg_sleep(\(30.0))", named: "test.sleep") }
+      try await Task.sleep(for: .milliseconds(300))
+      sleeper.cancel()
+      await #expect { _ = try await sleeper.value } throws: { ($0 as? PostgresError)?.code == .cancelled }
+      #expect(ContinuousClock.now - start < .seconds(10))
+      let after = try await db.query("SELECT \(Int64(5)) * 2 AS twice", named: "test.twice")
+      #expect(try after[0].decode("twice", as: Int64.self) == 10)
+      #expect(db.isHealthy)
+    }
+  }
+}
