@@ -162,15 +162,20 @@ struct PostgresConnectionTests {
   @Test("Cancelling the task cancels the statement on the server")
   func cancellation() async throws {
     try await Self.withDatabase { db, _ in
-      let start = ContinuousClock.now
-      let sleeper = Task { try await db.query("SELECT pg_sleep(30)", named: "test.sleep") }
-      try await Task.sleep(for: .milliseconds(300))
-      sleeper.cancel()
-      await #expect { _ = try await sleeper.value } throws: { ($0 as? PostgresError)?.code == .cancelled }
-      #expect(ContinuousClock.now - start < .seconds(10))
+      try await Self.expectCancellation(db)
       let one = try await db.query("SELECT 1 AS one", named: "test.after")
       #expect(try one[0].decode("one", as: Int.self) == 1)
     }
+  }
+
+  /// Starts a 30 s statement, cancels its task, and expects `.cancelled` within seconds.
+  static func expectCancellation(_ db: PostgresConnection) async throws {
+    let start = ContinuousClock.now
+    let sleeper = Task { try await db.query("SELECT pg_sleep(\(30.0))", named: "test.sleep") }
+    try await Task.sleep(for: .milliseconds(300))
+    sleeper.cancel()
+    await #expect { _ = try await sleeper.value } throws: { ($0 as? PostgresError)?.code == .cancelled }
+    #expect(ContinuousClock.now - start < .seconds(10))
   }
 
   @Test("A bad address or a stopped server is a connection error naming the cause")
