@@ -289,19 +289,24 @@ package final class PostgresConnection: @unchecked Sendable {
     case .failed(let error): throw error
     case .ended(let outcomes): return outcomes
     case .sent(let call, let socket):
-      while true {
-        guard await poller.ready(socket, readable: true, writable: call.writable) else {
-          // Not watchable: finish on the connection's own thread, waiting there.
-          return try await threadPool.runIfActive { [self] in
-            lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
-              _ = PQsetnonblocking(connection, 0)
-              _ = call.reader.consume(self, blocking: true)
-              _ = PQexitPipelineMode(connection)
-              return call.reader.outcomes
-            }
+      @Sendable func finishOnThread() async throws -> [Result<[PostgresRows], PostgresError>] {
+        try await threadPool.runIfActive { [self] in
+          lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
+            _ = PQsetnonblocking(connection, 0)
+            _ = call.reader.consume(self, blocking: true)
+            _ = PQexitPipelineMode(connection)
+            return call.reader.outcomes
           }
         }
+      }
+      while true {
+        // Not watchable: finish on the connection's own thread, waiting there.
+        guard await poller.ready(socket, readable: true, writable: call.writable) else { return try await finishOnThread() }
         if let outcomes = advance(call) { return outcomes }
+        // One transaction's answer comes in one piece unless it is large (a page of rows): the
+        // rest streams in, and is read on the connection's thread rather than a wake per piece.
+        // A batch of transactions answers one commit at a time: each is waited for here.
+        if transactions.count == 1, !call.writable { return try await finishOnThread() }
       }
     }
   }

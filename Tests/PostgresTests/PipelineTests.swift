@@ -36,7 +36,7 @@ struct PipelineTests {
     }
   }
 
-  @Test("Many pipelines at once on a pool, with rows large enough to need several writes: every one is answered")
+  @Test("Many pipelines at once on a pool, with rows large enough to need several writes and several reads: every one is answered")
   func concurrent() async throws {
     try await TestPostgres.with { pg in
       let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: 4)
@@ -54,6 +54,11 @@ struct PipelineTests {
                 try await db.pipelineTransactions([[("INSERT INTO blobs (id, body) VALUES (\(id), \(body))", "test.blob")]])
               }
               _ = try outcomes[0].get()
+              // A 2 MB answer (the bytea in hex), read back: it arrives in many pieces.
+              let back = try await pool.withConnection { db in
+                try await db.query("SELECT body FROM blobs WHERE id = \(id)", named: "test.blob.read")
+              }
+              #expect(try back[0].decode("body", as: [UInt8].self) == body)
             }
           }
         }
