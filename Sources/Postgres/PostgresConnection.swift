@@ -24,8 +24,9 @@ internal import NIOPosix
 /// - Important: one task at a time uses a connection (statements are serialized by a lock);
 ///   share connections through a pool.
 package final class PostgresConnection: @unchecked Sendable {
-  // Touched only under `lock`, on the thread pool (cancel is libpq's thread-safe call).
-  let connection: OpaquePointer
+  // Touched only under `lock`: on the connection's thread, or on a caller's for the calls that
+  // do not block (cancel is libpq's thread-safe call).
+  private let connection: OpaquePointer
   private let cancelHandle: OpaquePointer?
   private let lock = NIOLock()
   private let threadPool: NIOThreadPool
@@ -105,7 +106,7 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
-  static func message(_ conn: OpaquePointer?) -> String {
+  private static func message(_ conn: OpaquePointer?) -> String {
     guard let conn, let m = PQerrorMessage(conn) else { return "unknown libpq error" }
     return String(cString: m).trimmingTrailingNewlines()
   }
@@ -542,7 +543,7 @@ package final class PostgresConnection: @unchecked Sendable {
   }
 
   /// Throws the error a result reports, if any.
-  func check(_ result: OpaquePointer, _ name: String) throws(PostgresError) {
+  private func check(_ result: OpaquePointer, _ name: String) throws(PostgresError) {
     switch PQresultStatus(result) {
     case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
       return
@@ -581,7 +582,7 @@ package final class PostgresConnection: @unchecked Sendable {
     return next(0)
   }
 
-  static func rows(_ result: OpaquePointer) -> PostgresRows {
+  private static func rows(_ result: OpaquePointer) -> PostgresRows {
     let columns = Int(PQnfields(result))
     let count = Int(PQntuples(result))
     var names: [String] = []
