@@ -279,8 +279,7 @@ package final class PostgresConnection: @unchecked Sendable {
       let socket = PQsocket(connection)
       guard flushed >= 0, socket >= 0 else {
         _ = reader.connectionBroke(self)
-        _ = PQexitPipelineMode(connection)
-        _ = PQsetnonblocking(connection, 0)
+        leavePipeline()
         return .ended(reader.outcomes)
       }
       return .sent(PipelineCall(reader, writable: flushed == 1), socket: socket)
@@ -292,12 +291,7 @@ package final class PostgresConnection: @unchecked Sendable {
     case .sent(let call, let socket):
       @Sendable func finishOnThread() async throws -> [Result<[PostgresRows], PostgresError>] {
         try await threadPool.runIfActive { [self] in
-          lock.withLock { () -> [Result<[PostgresRows], PostgresError>] in
-            _ = PQsetnonblocking(connection, 0)
-            _ = call.reader.consume(self, blocking: true)
-            _ = PQexitPipelineMode(connection)
-            return call.reader.outcomes
-          }
+          lock.withLock { readToEnd(&call.reader) }
         }
       }
       while true {
@@ -323,8 +317,7 @@ package final class PostgresConnection: @unchecked Sendable {
       }
       if !call.reader.finished, PQconsumeInput(connection) == 0 { _ = call.reader.connectionBroke(self) }
       guard call.reader.consume(self, blocking: false) else { return nil }
-      _ = PQexitPipelineMode(connection)
-      _ = PQsetnonblocking(connection, 0)
+      leavePipeline()
       return call.reader.outcomes
     }
   }
@@ -380,10 +373,23 @@ package final class PostgresConnection: @unchecked Sendable {
       try statements.map { statement throws(PostgresError) in try prepare(statement.sql, statement.name) }
     }
     try sendPipeline(transactions, prepared: names)
-    defer { _ = PQexitPipelineMode(connection) }
     var reader = PipelineReader(transactions)
+    return readToEnd(&reader)
+  }
+
+  /// Reads the rest of a pipeline's answers, waiting for them (on the connection's thread), and
+  /// leaves pipeline mode.
+  private func readToEnd(_ reader: inout PipelineReader) -> [Result<[PostgresRows], PostgresError>] {
+    _ = PQsetnonblocking(connection, 0)
     _ = reader.consume(self, blocking: true)
+    _ = PQexitPipelineMode(connection)
     return reader.outcomes
+  }
+
+  /// Leaves pipeline mode and non-blocking mode, once a pipeline's every answer has been read.
+  private func leavePipeline() {
+    _ = PQexitPipelineMode(connection)
+    _ = PQsetnonblocking(connection, 0)
   }
 
   /// Enters pipeline mode and sends each transaction's statements, each followed by a Sync.
