@@ -476,6 +476,11 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "AnalyticsTests",
+      dependencies: ["Analytics", "Postgres", "TestSupport"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "CampusTests",
       dependencies: ["CampusContracts", "EventsService", "Postgres", "QuadRPC", "QuadProtobuf", "GRPCWire", "TestSupport"],
       exclude: ["python"],

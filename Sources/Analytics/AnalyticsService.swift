@@ -126,8 +126,9 @@ package struct AnalyticsService: Campus_Analytics_V1_Analytics.ServiceProtocol {
         WHERE hour >= timestamptz 'epoch' + \(from) * interval '1 microsecond' AND hour < timestamptz 'epoch' + \(to) * interval '1 microsecond'
         GROUP BY location ORDER BY scans DESC, location LIMIT \(limit)
       ), visitors AS (
-        SELECT v.location, count(DISTINCT v.card_id)::int8 AS visitors FROM analytics.daily_visitors v
+        SELECT v.location, sum(v.visitors)::int8 AS visitors FROM analytics.location_visits v
         WHERE v.location IN (SELECT location FROM traffic) AND v.day BETWEEN \(firstDay)::date AND \(lastDay)::date
+          AND v.since < \(firstDay)::date
         GROUP BY v.location
       )
       SELECT p.position, t.location AS key, t.scans, coalesce(v.visitors, 0) AS visitors
@@ -151,7 +152,7 @@ package struct AnalyticsService: Campus_Analytics_V1_Analytics.ServiceProtocol {
     let (position, rows) = try await query("""
       SELECT p.position, v.location AS key, v.visitors
       FROM analytics.progress p LEFT JOIN (
-        SELECT location, count(*)::int8 AS visitors FROM analytics.daily_visitors WHERE day = \(request.day)::date GROUP BY location
+        SELECT location, sum(visitors)::int8 AS visitors FROM analytics.location_visits WHERE day = \(request.day)::date GROUP BY location
       ) v ON true
       ORDER BY v.location
       """, named: "analytics.visitors.get")

@@ -53,7 +53,7 @@ struct CampusEndToEndTests {
   static func projection(_ db: PostgresConnection) async throws -> [String] {
     var out: [String] = []
     let tables: [StaticString] = [
-      "analytics.occupancy", "analytics.hourly", "analytics.daily_visitors", "analytics.student_days", "analytics.student_day_locations",
+      "analytics.occupancy", "analytics.hourly", "analytics.daily_visitors", "analytics.location_visits", "analytics.student_days", "analytics.student_day_locations",
     ]
     for table in tables {
       let rows = try await db.query("""

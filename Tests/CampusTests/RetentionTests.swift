@@ -30,7 +30,7 @@ struct RetentionTests {
   static func projection(_ pool: PostgresPool) async throws -> [String] {
     try await pool.withConnection { db in
       var out: [String] = []
-      for table in ["occupancy", "hourly", "daily_visitors", "student_days", "student_day_locations"] {
+      for table in ["occupancy", "hourly", "daily_visitors", "location_visits", "student_days", "student_day_locations"] {
         let rows = try await db.query(SQL(unsafeRaw: "SELECT t::text AS row FROM analytics.\(table) t ORDER BY 1"), named: "test.projection")
         out += try rows.map { "\(table) " + (try $0.decode("row", as: String.self)) }
       }
@@ -145,6 +145,7 @@ struct RetentionTests {
     #expect(live.filter { $0.hasPrefix("hourly ") || $0.hasPrefix("occupancy ") } == hourlyBefore)
     #expect(live.filter { $0.hasPrefix("daily_visitors ") || $0.hasPrefix("student_days ") || $0.hasPrefix("student_day_locations ") }.count == 3,
             "today's rows only: \(live)")
+    #expect(live.filter { $0.hasPrefix("location_visits ") }.count == 1, "today's visitor count only: \(live)")
     await client.close()
     await server.kill()
     // Rebuilt from the anonymised log, the projection is the live one.
