@@ -6,7 +6,7 @@
 #       interleaved with pgbench running the one-statement outbox (bench/outbox_cte.sql);
 #   (b) commit-to-subscriber latency with 1 and 100 subscribers at 1,000 writes/s;
 #   (c) catch-up: events/s delivered to 10 subscribers reading a 1,000,000-event log.
-# Not part of CI. Usage: Benchmarks/Outbox/run.sh   (RUNS=3 DURATION=10 by default)
+# Not part of CI. Usage: Benchmarks/Outbox/run.sh   (RUNS=3 DURATION=10 LOG_LEVEL=warning by default)
 # Needs: h2load (nghttp2-client), pgbench (postgresql-contrib / postgresql), a release quad
 # (QUAD_BIN, default .build/release/quad: `swift build -c release --product quad`).
 set -euo pipefail
@@ -17,6 +17,9 @@ QUAD="${QUAD_BIN:-$ROOT/.build/release/quad}"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-"1 8 32 64"}
+# The server's log level: at info it writes a JSON line per event (as quad serve does), which
+# pgbench does not; warning, as in Benchmarks/Campus.
+LOG_LEVEL=${LOG_LEVEL:-warning}
 PARTS=${PARTS:-"writes latency catchup"}   # which of (a), (b), (c) to run
 OUT=${OUT_DIR:-$HERE}
 LOCK=/tmp/anchor-bench.lock
@@ -39,7 +42,7 @@ trap cleanup EXIT
 psql -qAt -v ON_ERROR_STOP=1 -f "$WORK/schema.sql" >/dev/null
 CONN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
 
-"$QUAD" bench-outbox-server --port 0 --database-url "$CONN" --pool-size 80 > "$WORK/server.out" 2> "$WORK/server.err" &
+"$QUAD" bench-outbox-server --port 0 --database-url "$CONN" --pool-size 80 --log-level "$LOG_LEVEL" > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER_PID=$!
 for _ in $(seq 100); do grep -q serving "$WORK/server.out" 2>/dev/null && break; sleep 0.2; done
 PORT=$(grep -o '0.0.0.0:[0-9]*' "$WORK/server.out" | cut -d: -f2)
