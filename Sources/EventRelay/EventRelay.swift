@@ -65,6 +65,8 @@ package final class EventRelay: Sendable {
   private let demand = ReadDemand()
   private let catchUp: CatchUpPages
   private let notifierBell = Doorbell()
+  /// Rung by every commit in this process: a fence waiting to settle tries again at once.
+  private let settleBell = Doorbell()
 
   private struct State {
     var tail: EventTail
@@ -88,9 +90,10 @@ package final class EventRelay: Sendable {
     self.settings = settings
     catchUp = CatchUpPages(byteCapacity: settings.catchUpCacheBytes)
     state = Mutex(State(tail: EventTail(through: 0, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)))
-    store.commits.observe { [readerBell, notifierBell, demand] in
+    store.commits.observe { [readerBell, notifierBell, settleBell, demand] in
       if demand.commitArrived() { readerBell.ring() }
       notifierBell.ring()
+      settleBell.ring()
     }
   }
 
@@ -210,7 +213,9 @@ package final class EventRelay: Sendable {
       let after = through
       let result: (events: [StoredEvent], through: Int64)
       do {
-        result = try await store.readCommitted(after: after, limit: settings.batchSize, deadline: .now + settings.stallThreshold)
+        result = try await store.readCommitted(after: after, limit: settings.batchSize, deadline: .now + settings.stallThreshold) {
+          [settleBell] pause in await settleBell.wait(timeout: pause)
+        }
       } catch let e as PostgresError where e.code == .deadlineExceeded {
         // An open transaction holds a position below the fence: report it, keep waiting.
         state.withLock { s in

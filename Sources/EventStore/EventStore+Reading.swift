@@ -9,11 +9,15 @@ extension EventStore {
   /// long as the oldest transaction that holds a position below the fence, bounded by
   /// PostgreSQL's `idle_in_transaction_session_timeout` and by `deadline`.
   ///
+  /// Between attempts it waits with `pause` (given a growing duration): a caller that hears of
+  /// commits can end the wait at the next one, when the fence is most likely to have settled.
+  ///
   /// - Throws: ``PostgresError`` `.deadlineExceeded` when the fence does not settle in time.
   package func readCommitted(
     after position: Int64,
     limit: Int = 1000,
-    deadline: ContinuousClock.Instant? = nil
+    deadline: ContinuousClock.Instant? = nil,
+    pause: (Duration) async -> Void = { try? await Task.sleep(for: $0) }
   ) async throws -> (events: [StoredEvent], through: Int64) {
     try await pool.withConnection { db in
       let (last, mine) = try await Self.fenceStart(db)
@@ -21,7 +25,7 @@ extension EventStore {
       // Round trip 2, repeated until settled: in one statement, whether every transaction up to
       // R has ended (this statement's snapshot's xmin is past R) and, if so, the events up to S
       // as that same snapshot sees them.
-      return try await Self.untilSettled(last: last, deadline: deadline) { () -> (events: [StoredEvent], through: Int64)? in
+      return try await Self.untilSettled(last: last, deadline: deadline, pause: pause) { () -> (events: [StoredEvent], through: Int64)? in
         let rows = try await db.query("""
           SELECT f.settled, e.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 > \(mine) AS settled) f
           LEFT JOIN LATERAL (
@@ -139,14 +143,18 @@ extension EventStore {
   /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers.
   ///
   /// - Throws: ``PostgresError`` `.deadlineExceeded` once `deadline` passes unsettled.
-  static func untilSettled<T>(last: Int64, deadline: ContinuousClock.Instant?, _ attempt: () async throws -> T?) async throws -> T {
+  static func untilSettled<T>(
+    last: Int64, deadline: ContinuousClock.Instant?, pause wait: (Duration) async -> Void = { try? await Task.sleep(for: $0) },
+    _ attempt: () async throws -> T?
+  ) async throws -> T {
     var pause = Duration.microseconds(200)
     while true {
       if let settled = try await attempt() { return settled }
       if let deadline, ContinuousClock.now >= deadline {
         throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
       }
-      try await Task.sleep(for: pause)
+      try Task.checkCancellation()
+      await wait(pause)
       pause = min(pause * 2, .milliseconds(20))
     }
   }
