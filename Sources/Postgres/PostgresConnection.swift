@@ -2,6 +2,7 @@ internal import CLibPQ
 internal import Dispatch
 internal import NIOConcurrencyHelpers
 internal import NIOPosix
+internal import Synchronization
 
 /// One connection to PostgreSQL through libpq: the only owner of a `PGconn`.
 ///
@@ -13,7 +14,7 @@ internal import NIOPosix
 /// so a query or a write wakes no thread of its own. Statements carry their values as bind
 /// parameters (``SQL``); results come back in text form and decode into Swift types
 /// (``PostgresRows``). Cancelling the calling task cancels the statement on the server
-/// (`PQcancel`).
+/// (`PQcancel`, sent from a thread of its own: it connects to the server and waits for it).
 ///
 /// ```swift
 /// let db = try await PostgresConnection.connect("postgresql://quad@/campus?host=/run/quad")
@@ -25,7 +26,7 @@ internal import NIOPosix
 ///   share connections through a pool.
 package final class PostgresConnection: @unchecked Sendable {
   // Touched only under `lock`: on the connection's thread, or on a caller's for the calls that
-  // do not block (cancel is libpq's thread-safe call).
+  // do not block; `cancelHandle` also on ``cancelThreads`` (PQcancel is libpq's thread-safe call).
   private let connection: OpaquePointer
   private let cancelHandle: OpaquePointer?
   private let lock = NIOLock()
@@ -35,6 +36,18 @@ package final class PostgresConnection: @unchecked Sendable {
   private var prepared: [String: String] = [:]
   /// Beyond this many distinct statements, further ones run unprepared.
   static let preparedLimit = 512
+  /// Cancel requests on their way to the server, and the statements waiting for them to
+  /// arrive (see ``cancel()``).
+  private let cancels = Mutex<(pending: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
+  /// The threads that send cancel requests for every connection of the process: `PQcancel`
+  /// blocks (it connects to the server and waits until the server has the request), so it runs
+  /// neither on the caller's thread, often an event loop, nor on the connection's own thread,
+  /// which may be blocked in the very statement to cancel.
+  private static let cancelThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 2)
+    pool.start()
+    return pool
+  }()
 
   private init(connection: OpaquePointer, threadPool: NIOThreadPool) {
     self.connection = connection
@@ -116,7 +129,8 @@ package final class PostgresConnection: @unchecked Sendable {
   /// - Parameter name: what logs and errors call the statement (`"students.insert"`).
   /// - Throws: ``PostgresError``: `.server` with the SQLSTATE, `.connectionLost`, `.cancelled`.
   package func query(_ sql: SQL, named name: String) async throws -> PostgresRows {
-    try await withTaskCancellationHandler {
+    await cancelsDelivered()
+    return try await withTaskCancellationHandler {
       // A prepared statement goes as a pipeline of one (Bind, Execute, Sync: what
       // PQexecPrepared sends), without blocking; the first use of one prepares it on the thread.
       if let outcomes = try await runPipelineWithoutBlocking([[(sql, name)]]) {
@@ -174,6 +188,7 @@ package final class PostgresConnection: @unchecked Sendable {
   ///
   /// - Important: only for SQL shipped with Quad, never for text built from input.
   package func execute(script: String, named name: String) async throws {
+    await cancelsDelivered()
     try await withTaskCancellationHandler {
       try await threadPool.runIfActive { [self] in
         try lock.withLock {
@@ -193,7 +208,8 @@ package final class PostgresConnection: @unchecked Sendable {
   /// Runs `body` with the libpq connection on the connection's own thread, under its lock (for
   /// the calls this module makes outside `PQexecParams`).
   func withConnectionBlocking<R: Sendable>(_ body: @escaping @Sendable (OpaquePointer) throws(PostgresError) -> R) async throws -> R {
-    try await threadPool.runIfActive { [self] in
+    await cancelsDelivered()
+    return try await threadPool.runIfActive { [self] in
       try lock.withLock { () throws -> R in
         guard !closed else { throw PostgresError(.connectionLost, "the connection is closed") }
         return try body(connection)
@@ -220,6 +236,7 @@ package final class PostgresConnection: @unchecked Sendable {
   ///   was not read before the connection broke).
   package func pipelineTransactions(_ transactions: [[(sql: SQL, name: String)]], cancellable: Bool = true) async throws -> [Result<[PostgresRows], PostgresError>] {
     @Sendable func run() async throws -> [Result<[PostgresRows], PostgresError>] {
+      await cancelsDelivered()
       if let outcomes = try await runPipelineWithoutBlocking(transactions) { return outcomes }
       return try await threadPool.runIfActive { [self] in
         try lock.withLock { () throws -> [Result<[PostgresRows], PostgresError>] in try runPipeline(transactions) }
@@ -322,11 +339,37 @@ package final class PostgresConnection: @unchecked Sendable {
     }
   }
 
-  /// Asks the server to stop the statement running now (safe from any thread).
+  /// Asks the server to stop the statement running now (safe from any thread, and it does not
+  /// block it). The request is sent from ``cancelThreads``; the next statement on this
+  /// connection starts only once the server has it, so it cannot be the one cancelled (a
+  /// request that finds the connection idle is ignored by the server).
   package func cancel() {
-    guard let cancelHandle else { return }
-    var buffer = [CChar](repeating: 0, count: 256)
-    _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+    guard cancelHandle != nil else { return }
+    cancels.withLock { $0.pending += 1 }
+    Self.cancelThreads.submit { [self] _ in  // `self` keeps the handle alive until it is sent
+      var buffer = [CChar](repeating: 0, count: 256)
+      _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+      let waiters = cancels.withLock { c -> [CheckedContinuation<Void, Never>] in
+        c.pending -= 1
+        guard c.pending == 0 else { return [] }
+        defer { c.waiters = [] }
+        return c.waiters
+      }
+      for w in waiters { w.resume() }
+    }
+  }
+
+  /// Returns once no cancel request for this connection is on its way to the server.
+  private func cancelsDelivered() async {
+    if cancels.withLock({ $0.pending == 0 }) { return }
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+      let now = cancels.withLock { s -> Bool in
+        if s.pending == 0 { return true }
+        s.waiters.append(c)
+        return false
+      }
+      if now { c.resume() }
+    }
   }
 
   /// Closes the connection (statements after it fail).

@@ -168,6 +168,18 @@ struct PostgresConnectionTests {
     }
   }
 
+  @Test("A cancel request never stops the statement after the one it was for: the next statement starts once the server has the request")
+  func cancelThenNext() async throws {
+    try await Self.withDatabase { db, _ in
+      for _ in 0..<40 {
+        db.cancel()  // nothing runs: the server ignores the request when it comes
+        let rows = try await db.query("SELECT pg_sleep(0.01), 1 AS one", named: "test.next")
+        #expect(try rows[0].decode("one", as: Int.self) == 1)
+      }
+      try await Self.expectCancellation(db)
+    }
+  }
+
   /// Starts a 30 s statement, cancels its task, and expects `.cancelled` within seconds.
   static func expectCancellation(_ db: PostgresConnection) async throws {
     let start = ContinuousClock.now
