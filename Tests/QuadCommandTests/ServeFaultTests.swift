@@ -147,15 +147,25 @@ struct ServeFaultTests {
         }
       }
 
+      // Each fault comes once writes have gone on for a while (however slow the machine is).
+      func writes(atLeast n: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while record.with({ $0.acknowledged.count }) < n && ContinuousClock.now < deadline {
+          try await Task.sleep(for: .milliseconds(50))
+        }
+      }
       try await Task.sleep(for: .seconds(2))
+      try await writes(atLeast: 50)
       // The server crashes while all of that is in flight, and comes back on the same port.
       await server.kill(signal: SIGKILL)
       try await Task.sleep(for: .milliseconds(500))
       (server, port) = try await Self.startServe(pg.conninfo, port: port)
       try await Task.sleep(for: .seconds(2))
+      try await writes(atLeast: 80)
       // PostgreSQL restarts under the running server.
       try await pg.restart()
       try await Task.sleep(for: .seconds(2))
+      try await writes(atLeast: 120)
       writersDone.stop()
       // A write in flight may still be acknowledged: wait until every writer has stopped, so the
       // set of acknowledged events is final before it is compared.
