@@ -306,9 +306,17 @@ package final class PostgresConnection: @unchecked Sendable {
     case .failed(let error): throw error
     case .ended(let outcomes): return outcomes
     case .sent(let call, let socket):
+      // Even when the task is cancelled meanwhile (`runIfActive` would then not start): the
+      // pipeline is on the wire and must be read to its end, or the connection is left mid-way.
       @Sendable func finishOnThread() async throws -> [Result<[PostgresRows], PostgresError>] {
-        try await threadPool.runIfActive { [self] in
-          lock.withLock { readToEnd(&call.reader) }
+        try await withCheckedThrowingContinuation { continuation in
+          threadPool.submit { [self] state in
+            guard case .active = state else {
+              continuation.resume(throwing: PostgresError(.connectionLost, "the connection's thread has stopped"))
+              return
+            }
+            continuation.resume(returning: lock.withLock { readToEnd(&call.reader) })
+          }
         }
       }
       while true {
