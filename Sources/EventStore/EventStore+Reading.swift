@@ -17,7 +17,7 @@ extension EventStore {
     after position: Int64,
     limit: Int = 1000,
     deadline: ContinuousClock.Instant? = nil,
-    pause: (Duration) async -> Void = { try? await Task.sleep(for: $0) }
+    pause: (Duration) async -> Void = sleep
   ) async throws -> (events: [StoredEvent], through: Int64) {
     try await pool.withConnection { db in
       let (last, mine) = try await Self.fenceStart(db)
@@ -140,11 +140,14 @@ extension EventStore {
     return (try start[0].decode("s", as: Int64.self), try start[0].decode("r", as: Int64.self))
   }
 
+  /// The pause between fence attempts when nothing can end it early.
+  static func sleep(_ pause: Duration) async { try? await Task.sleep(for: pause) }
+
   /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers.
   ///
   /// - Throws: ``PostgresError`` `.deadlineExceeded` once `deadline` passes unsettled.
   static func untilSettled<T>(
-    last: Int64, deadline: ContinuousClock.Instant?, pause wait: (Duration) async -> Void = { try? await Task.sleep(for: $0) },
+    last: Int64, deadline: ContinuousClock.Instant?, pause wait: (Duration) async -> Void = sleep,
     _ attempt: () async throws -> T?
   ) async throws -> T {
     var pause = Duration.microseconds(200)

@@ -6,7 +6,6 @@ internal import Foundation
 internal import HealthService
 internal import Logging
 internal import NIOCore
-internal import Observability
 internal import Postgres
 internal import QuadProtobuf
 internal import QuadRPC
@@ -42,16 +41,11 @@ struct BenchOutboxServer: AsyncParsableCommand {
     guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     guard poolSize >= 2 else { throw ValidationError("--pool-size must be at least 2") }
-    guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
+    try LogSetup.validate(level: logLevel)
   }
 
   func run() async throws {
-    let level = Logger.Level(rawValue: logLevel) ?? .info
-    LoggingSystem.bootstrap { label in
-      var handler = JSONLogHandler(label: label)
-      handler.logLevel = level
-      return handler
-    }
+    LogSetup.bootstrap(level: logLevel)
     let platform = try await EventPlatform.start(conninfo: databaseURL, poolSize: poolSize, writeConcurrency: writeConcurrency)
     let bench = OutboxBenchService(store: platform.store)
     try await bench.prepare()

@@ -82,18 +82,12 @@ struct ServeCommand: AsyncParsableCommand {
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 to 256") }
     guard (0...65_535).contains(metricsPort) else { throw ValidationError("--metrics-port must be 0 to 65535") }
     guard ["json", "text"].contains(logFormat) else { throw ValidationError("--log-format must be json or text") }
-    guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical") }
+    try LogSetup.validate(level: logLevel)
   }
 
   func run() async throws {
     // Logs go to standard error; standard output carries the one ready line scripts wait for.
-    let level = Logger.Level(rawValue: logLevel) ?? .info
-    let json = logFormat == "json"
-    LoggingSystem.bootstrap { label in
-      var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
-    }
+    LogSetup.bootstrap(level: logLevel, json: logFormat == "json")
     let logger = Logger(label: "quad.serve")
     let registry = PrometheusCollectorRegistry()
     var factory = PrometheusMetricsFactory(registry: registry)
