@@ -116,16 +116,18 @@ package struct EventStore: Sendable {
   package let upcasters: EventUpcasters
 
   /// - Parameters:
-  ///   - writeConcurrency: batches of writes in flight at once, each on one connection
-  ///     (default: three quarters of the pool, the rest left to readers). With durable commits a
-  ///     batch's transactions each wait for their own WAL flush, so writes batch only when more
-  ///     are waiting than this: measured here, 32 writers ran 7.4k/s unbatched, 5.4k/s in 10
-  ///     batches, 4.2k/s in 2.
+  ///   - writeConcurrency: groups of writes in flight at once, each one transaction on one
+  ///     connection (default: 4, at most three quarters of the pool, the rest left to readers).
+  ///     Writes beyond it wait for a group and commit together, so fewer groups mean larger ones:
+  ///     measured here (bench-outbox-server, h2load, 32 clients), 60 groups in flight (the old
+  ///     default of three quarters of an 80-connection pool, nearly every write its own
+  ///     transaction) ran 4.4k–5.0k writes/s, 8 ran 7.5k, 4 ran 7.6k–9.0k, 2 ran 8.6k–9.5k; 4
+  ///     leaves room for a group waiting on a row lock.
   ///   - upcasters: how superseded event types are read (as their successors).
   package init(pool: PostgresPool, writeConcurrency: Int? = nil, upcasters: EventUpcasters = .none) {
     self.pool = pool
     self.upcasters = upcasters
-    batcher = WriteBatcher(pool: pool, concurrency: writeConcurrency ?? max(1, pool.maximumConnections * 3 / 4))
+    batcher = WriteBatcher(pool: pool, concurrency: writeConcurrency ?? min(4, max(1, pool.maximumConnections * 3 / 4)))
   }
 
   /// Creates or updates the log's tables (under the migration lock).

@@ -1,10 +1,19 @@
 internal import Postgres
 internal import Synchronization
 
-/// Bounds the writes in flight and sends the ones beyond that together: each write is its own
-/// transaction, but writes waiting at the same moment go to PostgreSQL in one pipeline, one
-/// round trip and one thread hop for all of them. No write waits for a batch to fill: with a
-/// connection free a write goes at once.
+/// Bounds the writes in flight and commits the ones beyond that together (group commit): writes
+/// waiting at the same moment go to PostgreSQL in one transaction, one round trip and one commit
+/// for all of them. No write waits for a batch to fill: with a connection free a write goes at
+/// once.
+///
+/// Each write's statements stay together and commit or roll back together. When the group's
+/// transaction fails on a statement (a version conflict, a known idempotency key, a constraint,
+/// a deadlock), nothing of it committed: its writes are sent again on the same connection, each
+/// in its own transaction of one pipeline, so each gets its own outcome. A group commits about
+/// three times as many writes per second of PostgreSQL's time as one transaction per write
+/// (pgbench on the outbox yardstick's two inserts, 32 clients: 40k writes/s in transactions of
+/// 8 against 14k for the one-statement transaction). Writes are ordered by their key within a
+/// group, so groups on different connections take the rows they share in one order.
 ///
 /// Leader-follower, no task of its own: a write that finds fewer than ``concurrency`` batches
 /// in flight leads: it takes everything queued (itself included), sends it, hands each write
@@ -16,9 +25,14 @@ final class WriteBatcher: Sendable {
   /// One queued write and where its outcome goes.
   final class Entry: Sendable {
     let transaction: Transaction
+    /// What the group is sorted by (the stream a write appends to).
+    let key: String
     private let state = Mutex<(outcome: Outcome?, waiter: CheckedContinuation<Outcome, Never>?)>((nil, nil))
 
-    init(_ transaction: Transaction) { self.transaction = transaction }
+    init(_ transaction: Transaction, key: String) {
+      self.transaction = transaction
+      self.key = key
+    }
 
     func finish(_ outcome: Outcome) {
       let waiter = state.withLock { s -> CheckedContinuation<Outcome, Never>? in
@@ -59,9 +73,10 @@ final class WriteBatcher: Sendable {
     self.maximumBatch = maximumBatch
   }
 
-  /// Commits `transaction` (alone, possibly in one round trip with others) and returns its rows.
-  func run(_ transaction: Transaction) async throws -> [PostgresRows] {
-    let entry = Entry(transaction)
+  /// Commits `transaction` (possibly in one transaction with others) and returns its rows.
+  /// `key` orders it among the writes it is grouped with (`""` for none).
+  func run(_ transaction: Transaction, key: String = "") async throws -> [PostgresRows] {
+    let entry = Entry(transaction, key: key)
     let lead = state.withLock { s -> Bool in
       s.queue.append(entry)
       guard s.leaders < concurrency else { return false }
@@ -87,16 +102,34 @@ final class WriteBatcher: Sendable {
       guard !batch.isEmpty else { return }
       // Sent on the leading write's own task (no hop to another thread), but not cancelled with
       // it: the batch carries other callers' writes.
-      let transactions = batch.map(\.transaction)
-      let outcomes = await Result {
-        try await pool.withConnection(cancellable: false) { db in try await db.pipelineTransactions(transactions, cancellable: false) }
-      }
+      let group = batch.count == 1 ? batch : batch.sorted { $0.key < $1.key }
+      let outcomes = await Result { try await pool.withConnection(cancellable: false) { db in try await Self.commit(group, db) } }
       switch outcomes {
       case .success(let each):
-        for (entry, outcome) in zip(batch, each) { entry.finish(outcome.mapError { $0 }) }
+        for (entry, outcome) in zip(group, each) { entry.finish(outcome.mapError { $0 }) }
       case .failure(let error):
-        for entry in batch { entry.finish(.failure(error)) }
+        for entry in group { entry.finish(.failure(error)) }
       }
+    }
+  }
+
+  /// Commits `group` as one transaction; when a statement fails it (nothing committed), each
+  /// write again in its own. A broken connection's outcome (`.commitOutcomeUnknown`) is every
+  /// write's: the group may have committed.
+  private static func commit(_ group: [Entry], _ db: PostgresConnection) async throws -> [Result<[PostgresRows], PostgresError>] {
+    let alone = group.map(\.transaction)
+    guard group.count > 1 else { return try await db.pipelineTransactions(alone, cancellable: false) }
+    switch try await db.pipelineTransactions([alone.flatMap { $0 }], cancellable: false)[0] {
+    case .success(let rows):
+      var rest = rows[...]
+      return alone.map { statements in
+        defer { rest = rest.dropFirst(statements.count) }
+        return .success(Array(rest.prefix(statements.count)))
+      }
+    case .failure(let error) where error.code == .server:
+      return try await db.pipelineTransactions(alone, cancellable: false)
+    case .failure(let error):
+      return Array(repeating: .failure(error), count: group.count)
     }
   }
 }

@@ -28,7 +28,7 @@ struct BenchOutboxServer: AsyncParsableCommand {
   @Option(name: .customLong("pool-size"), help: "PostgreSQL connections at most.")
   var poolSize = 64
 
-  @Option(name: .customLong("write-concurrency"), help: "Batches of writes in flight at once (default: three quarters of the pool).")
+  @Option(name: .customLong("write-concurrency"), help: "Groups of writes in flight at once, each one transaction (default: 4, at most three quarters of the pool).")
   var writeConcurrency: Int?
 
   @Option(help: "Event-loop threads serving gRPC (default: one per core, as quad serve).")

@@ -7,10 +7,10 @@ internal import TestSupport
 /// The event log = the outbox, against a real PostgreSQL server.
 @Suite("Event store", .serialized)
 struct EventStoreTests {
-  static func withStore(connections: Int = 4, _ body: (EventStore, PostgresPool) async throws -> Void) async throws {
+  static func withStore(connections: Int = 4, writeConcurrency: Int? = nil, _ body: (EventStore, PostgresPool) async throws -> Void) async throws {
     let pg = try await TestPostgres.start()
     let pool = PostgresPool(conninfo: pg.conninfo, maximumConnections: connections)
-    let store = EventStore(pool: pool)
+    let store = EventStore(pool: pool, writeConcurrency: writeConcurrency)
     do {
       try await store.migrate()
       try await pool.withConnection { db in

@@ -117,6 +117,64 @@ struct EventWriteTests {
     }
   }
 
+  @Test("Writes waiting together commit in one transaction; one that fails there leaves the others committed and gets its own error")
+  func groupCommit() async throws {
+    // One group in flight at a time: the writes beyond it queue and go together.
+    try await EventStoreTests.withStore(connections: 4, writeConcurrency: 1) { store, pool in
+      // Writes that all succeed commit together: some transactions hold several writes' events.
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for i in 0..<40 { group.addTask { _ = try await store.write(Self.write("together-\(i)", expected: 0)) } }
+        try await group.waitForAll()
+      }
+      let shared = try await pool.withConnection { db in
+        try await db.query("SELECT count(*) AS n FROM (SELECT writer_xid FROM quad_events GROUP BY writer_xid HAVING count(*) > 1) t", named: "test.groups")[0].decode("n", as: Int64.self)
+      }
+      #expect(shared > 0)
+      #expect(try await Self.count(pool, "quad_events") == 40)
+      // A group in which some fail (every fifth write, each way in turn).
+      _ = try await store.write(Self.write("taken", expected: 0))
+      let key = IdempotencyKey(caller: "door-7", method: "/campus.scans.v1.Scans/RecordScan", key: "scan-1", requestHash: [1])
+      _ = try await store.write(Self.write("keyed", expected: 0, key: key, response: [42]))
+      enum Kind: Sendable { case fresh, duplicateRow, staleVersion, knownKey }
+      let kinds: [Kind] = (0..<60).map { i in i % 5 != 4 ? .fresh : [.duplicateRow, .staleVersion, .knownKey][(i / 5) % 3] }
+      let outcomes = try await withThrowingTaskGroup(of: (Int, Result<WriteOutcome, any Error>).self) { group in
+        for (i, kind) in kinds.enumerated() {
+          group.addTask {
+            let write: EventWrite
+            switch kind {
+            case .fresh: write = Self.write("g-\(i)", expected: 0)
+            case .duplicateRow: write = Self.write("taken", expected: nil)
+            case .staleVersion: write = Self.write("g-\(i)", expected: 7)
+            case .knownKey: write = Self.write("other-\(i)", expected: 0, key: key, response: [42])
+            }
+            do { return (i, .success(try await store.write(write))) } catch { return (i, .failure(error)) }
+          }
+        }
+        var all: [Int: Result<WriteOutcome, any Error>] = [:]
+        for try await (i, o) in group { all[i] = o }
+        return all
+      }
+      var positions: [Int64] = []
+      for (i, kind) in kinds.enumerated() {
+        let outcome = try #require(outcomes[i])
+        switch (kind, outcome) {
+        case (.fresh, .success(.committed(let p))): positions += p
+        case (.duplicateRow, .failure(let e)): #expect((e as? PostgresError)?.isUniqueViolation == true, "write \(i): \(e)")
+        case (.staleVersion, .failure(let e)):
+          guard case .versionConflict(_, 7, 0)? = (e as? EventStoreError)?.kind else {
+            Issue.record("write \(i): \(e)")
+            continue
+          }
+        case (.knownKey, .success(.replayed(let response))): #expect(response == [42])
+        default: Issue.record("write \(i) (\(kind)): \(outcome)")
+        }
+      }
+      #expect(positions.count == 48 && Set(positions).count == 48)
+      #expect(try await Self.count(pool, "students") == 42 + 48)
+      #expect(try await Self.count(pool, "quad_events") == 42 + 48)
+    }
+  }
+
   @Test("An aggregate loads from its newest snapshot plus the events after it; an older snapshot never replaces a newer")
   func snapshots() async throws {
     try await EventStoreTests.withStore { store, _ in
