@@ -98,7 +98,7 @@ struct BenchEvents: AsyncParsableCommand {
   @Option(name: .customLong("database-url"), help: "store: the PostgreSQL the server uses.")
   var databaseURL: String?
 
-  @Option(name: .customLong("write-concurrency"), help: "store: batches of writes in flight at once.")
+  @Option(name: .customLong("write-concurrency"), help: "store: groups of writes in flight at once, each one transaction.")
   var writeConcurrency: Int?
 
   func validate() throws {
