@@ -98,7 +98,7 @@ extension EventStore {
     guard !statements.isEmpty else { return .committed(positions: []) }
     let results: [PostgresRows]
     do {
-      results = try await batcher.run(statements, key: write.events.first.map { "\($0.stream.type)\u{0}\($0.stream.id)" } ?? "")
+      results = try await batcher.run(statements, stream: write.events.first?.stream)
     } catch let e as PostgresError where e.sqlState == "QI001" {
       guard let (key, _) = write.idempotency else { throw e }
       switch try await answered(key, retention: idempotencyRetention) {

@@ -12,7 +12,7 @@ internal import Synchronization
 /// in its own transaction of one pipeline, so each gets its own outcome. A group commits about
 /// three times as many writes per second of PostgreSQL's time as one transaction per write
 /// (pgbench on the outbox yardstick's two inserts, 32 clients: 40k writes/s in transactions of
-/// 8 against 14k for the one-statement transaction). Writes are ordered by their key within a
+/// 8 against 14k for the one-statement transaction). Writes are ordered by stream within a
 /// group, so groups on different connections take the rows they share in one order.
 ///
 /// Leader-follower, no task of its own: a write that finds fewer than ``concurrency`` batches
@@ -25,13 +25,18 @@ final class WriteBatcher: Sendable {
   /// One queued write and where its outcome goes.
   final class Entry: Sendable {
     let transaction: Transaction
-    /// What the group is sorted by (the stream a write appends to).
-    let key: String
+    /// What the group is sorted by: the first stream the write appends to.
+    let stream: StreamID?
     private let state = Mutex<(outcome: Outcome?, waiter: CheckedContinuation<Outcome, Never>?)>((nil, nil))
 
-    init(_ transaction: Transaction, key: String) {
+    init(_ transaction: Transaction, stream: StreamID?) {
       self.transaction = transaction
-      self.key = key
+      self.stream = stream
+    }
+
+    /// Whether it goes before `other` in a group (by stream type, then id).
+    func precedes(_ other: Entry) -> Bool {
+      (stream?.type ?? "", stream?.id ?? "") < (other.stream?.type ?? "", other.stream?.id ?? "")
     }
 
     func finish(_ outcome: Outcome) {
@@ -74,9 +79,9 @@ final class WriteBatcher: Sendable {
   }
 
   /// Commits `transaction` (possibly in one transaction with others) and returns its rows.
-  /// `key` orders it among the writes it is grouped with (`""` for none).
-  func run(_ transaction: Transaction, key: String = "") async throws -> [PostgresRows] {
-    let entry = Entry(transaction, key: key)
+  /// `stream` (the first it appends to) orders it among the writes it is grouped with.
+  func run(_ transaction: Transaction, stream: StreamID?) async throws -> [PostgresRows] {
+    let entry = Entry(transaction, stream: stream)
     let lead = state.withLock { s -> Bool in
       s.queue.append(entry)
       guard s.leaders < concurrency else { return false }
@@ -102,7 +107,7 @@ final class WriteBatcher: Sendable {
       guard !batch.isEmpty else { return }
       // Sent on the leading write's own task (no hop to another thread), but not cancelled with
       // it: the batch carries other callers' writes.
-      let group = batch.count == 1 ? batch : batch.sorted { $0.key < $1.key }
+      let group = batch.count == 1 ? batch : batch.sorted { $0.precedes($1) }
       let outcomes = await Result { try await pool.withConnection(cancellable: false) { db in try await Self.commit(group, db) } }
       switch outcomes {
       case .success(let each):
