@@ -42,7 +42,13 @@ struct SagaCrashTests {
       r.sagaId = sagaID
       r.studentId = student
       r.feeCents = 1_500
-      _ = try await h.office.issueCard(r, options: CardOfficeTests.options)
+      do {
+        _ = try await h.office.issueCard(r, options: CardOfficeTests.options)
+      } catch let e as RPCError where e.code == .unavailable {
+        // The runner starts the saga's first step as soon as IssueCard commits, beside its
+        // answer: a fault at that step can kill the instance before the answer leaves. The saga
+        // was committed all the same (a fault fires only in a step); its successor shows it.
+      }
       let status = await doomed.waitForExit(seconds: 60)
       #expect(status == SIGKILL, "\(point.faults): the instance was to kill itself (\(String(describing: status)))")
       if status == nil { await doomed.kill(signal: SIGKILL) }
