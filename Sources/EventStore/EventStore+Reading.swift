@@ -20,26 +20,56 @@ extension EventStore {
     pause: (Duration) async -> Void = sleep
   ) async throws -> (events: [StoredEvent], through: Int64) {
     try await pool.withConnection { db in
-      let (last, mine) = try await Self.fenceStart(db)
+      // One round trip: the fence's mark (S, then R, in a transaction that ends at once; kept
+      // in the session for the read) and, in the pipeline's next transaction, so under a newer
+      // snapshot, the first attempt at the read.
+      let outcomes = try await db.pipelineTransactions([
+        [(Self.fenceMark, "eventstore.fence.mark")],
+        [(Self.fencedRead(after: position, limit: limit), "eventstore.fence.read")],
+      ])
+      let last = try outcomes[0].get()[0][0].decode("s", as: Int64.self)
       guard last > position else { return ([], position) }
-      // Round trip 2, repeated until settled: in one statement, whether every transaction up to
-      // R has ended (this statement's snapshot's xmin is past R) and, if so, the events up to S
-      // as that same snapshot sees them.
-      return try await Self.untilSettled(last: last, deadline: deadline, pause: pause) { () -> (events: [StoredEvent], through: Int64)? in
-        let rows = try await db.query("""
-          SELECT f.settled, e.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 > \(mine) AS settled) f
-          LEFT JOIN LATERAL (
-            SELECT \(literal: Self.columns) FROM quad_events
-            WHERE f.settled AND position > \(position) AND position <= \(last) ORDER BY position LIMIT \(Int64(limit))
-          ) e ON true
-          """, named: "eventstore.fence.read")
+      let limit = limit
+      let upcasters = upcasters
+      // Round trip 2 on, until settled: in one statement, whether every transaction up to R has
+      // ended (this statement's snapshot's xmin is past R) and, if so, the events up to S as
+      // that same snapshot sees them.
+      func settled(_ rows: PostgresRows) throws -> (events: [StoredEvent], through: Int64)? {
         guard try rows[0].decode("settled", as: Bool.self) else { return nil }
         let events = try rows.compactMap { r -> StoredEvent? in
           try r.decode("position", as: Int64?.self) == nil ? nil : try upcasters.upcast(Self.event(r))
         }
         return (events, events.count == limit ? events[events.count - 1].position : last)
       }
+      if let first = try settled(try outcomes[1].get()[0]) { return first }
+      return try await Self.untilSettled(last: last, deadline: deadline, pause: pause, pauseFirst: true) {
+        try settled(try await db.query(Self.fencedRead(after: position, limit: limit), named: "eventstore.fence.read"))
+      }
     }
+  }
+
+  /// The fence's mark: S, the sequence's last value (read by the scan), then R, a transaction
+  /// id of this statement's own (assigned as the row is projected, so after S), both kept in
+  /// the session (`quad.fence_s`, `quad.fence_r`) for ``fencedRead(after:limit:)``.
+  static let fenceMark: SQL = """
+    SELECT set_config('quad.fence_s', (CASE WHEN is_called THEN last_value ELSE 0 END)::text, false)::int8 AS s,
+           set_config('quad.fence_r', pg_current_xact_id()::text, false)::int8 AS r
+    FROM quad_event_position
+    """
+
+  /// Whether the session's fence has settled (every transaction up to R has ended: this
+  /// statement's snapshot's xmin is past it) and, if so, the events after `position` up to S.
+  static func fencedRead(after position: Int64, limit: Int) -> SQL {
+    """
+    SELECT f.settled, e.* FROM (
+      SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 > current_setting('quad.fence_r')::int8 AS settled,
+             current_setting('quad.fence_s')::int8 AS s
+    ) f
+    LEFT JOIN LATERAL (
+      SELECT \(literal: columns) FROM quad_events
+      WHERE f.settled AND position > \(position) AND position <= f.s ORDER BY position LIMIT \(Int64(limit))
+    ) e ON true
+    """
   }
 
   /// Events in `(position, through]`, a range a fence has already settled (every event in it
@@ -143,16 +173,19 @@ extension EventStore {
   /// The pause between fence attempts when nothing can end it early.
   static func sleep(_ pause: Duration) async { try? await Task.sleep(for: pause) }
 
-  /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers.
+  /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers; with
+  /// `pauseFirst`, starts with a pause (the caller made the first attempt itself).
   ///
   /// - Throws: ``PostgresError`` `.deadlineExceeded` once `deadline` passes unsettled.
   static func untilSettled<T>(
     last: Int64, deadline: ContinuousClock.Instant?, pause wait: (Duration) async -> Void = sleep,
-    _ attempt: () async throws -> T?
+    pauseFirst: Bool = false, _ attempt: () async throws -> T?
   ) async throws -> T {
     var pause = Duration.microseconds(200)
+    var skip = pauseFirst
     while true {
-      if let settled = try await attempt() { return settled }
+      if !skip, let settled = try await attempt() { return settled }
+      skip = false
       if let deadline, ContinuousClock.now >= deadline {
         throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
       }
