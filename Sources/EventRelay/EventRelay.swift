@@ -5,7 +5,9 @@ internal import Synchronization
 /// Streams the log's committed events to every subscriber in this process: one reader follows
 /// the log behind its gap-safe fence and keeps the newest events in an ``EventTail``, which all
 /// subscribers that keep up read; those that fall behind read the table instead, so a slow one
-/// costs no memory here and slows nobody else.
+/// costs no memory here and slows nobody else. Subscribers that have caught up can join the
+/// live set (``join(_:at:)``): each batch is then handed to them on their lane, one run per
+/// lane, with no task woken per subscriber.
 ///
 /// It wakes at once when a write in this process commits, on `NOTIFY` from other instances (and
 /// sends at most one NOTIFY per ``Settings/notifyInterval`` for the writes of this one, never one
@@ -54,8 +56,10 @@ package final class EventRelay: Sendable {
     package var stalls = 0
     /// The last database error the reader or listener met (it retries).
     package var lastError: String?
-    /// Subscribers waiting for new events now.
+    /// Subscribers waiting for new events now (live ones among them).
     package var waiting = 0
+    /// Of those, the ones in the live set (``EventRelay/join(_:at:)``).
+    package var live = 0
   }
 
   package let store: EventStore
@@ -73,6 +77,10 @@ package final class EventRelay: Sendable {
     var stats = Stats()
     var waiters: [Int: (after: Int64, continuation: CheckedContinuation<Void, Never>)] = [:]
     var nextWaiter = 0
+    /// Live subscribers, by lane, then by identity.
+    var live: [ObjectIdentifier: [ObjectIdentifier: any LiveSubscriber]] = [:]
+    var liveCount = 0
+    var stopped = false
 
     /// Takes the waiters that wait for something at or below `position`.
     mutating func wake(below position: Int64) -> [CheckedContinuation<Void, Never>] {
@@ -104,7 +112,8 @@ package final class EventRelay: Sendable {
     state.withLock { s in
       var stats = s.stats
       stats.through = s.tail.through
-      stats.waiting = s.waiters.count
+      stats.waiting = s.waiters.count + s.liveCount
+      stats.live = s.liveCount
       return stats
     }
   }
@@ -133,11 +142,59 @@ package final class EventRelay: Sendable {
       await group.waitForAll()
     }
     // Subscribers waiting on a relay that stopped are let go (their tasks are being cancelled).
-    let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-      defer { s.waiters = [:] }
-      return s.waiters.values.map(\.continuation)
+    let (waiters, live) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [any LiveSubscriber]) in
+      defer {
+        s.waiters = [:]
+        s.live = [:]
+        s.liveCount = 0
+        s.stopped = true
+      }
+      return (s.waiters.values.map(\.continuation), s.live.values.flatMap(\.values))
     }
     for w in waiters { w.resume() }
+    for subscriber in live {
+      demand.waiterLeft()
+      subscriber.onLane { subscriber.relayStopped() }
+    }
+  }
+
+  /// What ``join(_:at:)`` did.
+  package enum Join: Sendable, Equatable {
+    /// Live: the relay hands it every batch from now on.
+    case joined
+    /// Not live: the relay has published past `position` (read up to it first) or has not
+    /// reached it yet (wait for it).
+    case notAtHead
+    /// Not live: the relay has stopped.
+    case stopped
+  }
+
+  /// Makes `subscriber` live when it has seen exactly what the relay has published
+  /// (`position == through`): from then on the relay hands it every batch it publishes, on
+  /// its lane, in order, until it leaves (``LiveSubscriber/deliver(_:from:through:)`` returns
+  /// false, or ``leave(_:)``). The check and the joining happen under the lock every batch is
+  /// published under, so nothing falls between the subscriber's last read and its first batch.
+  package func join(_ subscriber: any LiveSubscriber, at position: Int64) -> Join {
+    let joined = state.withLock { s -> Join in
+      if s.stopped { return .stopped }
+      guard s.tail.through == position else { return .notAtHead }
+      let id = ObjectIdentifier(subscriber)
+      if s.live[subscriber.laneID, default: [:]].updateValue(subscriber, forKey: id) == nil { s.liveCount += 1 }
+      return .joined
+    }
+    if joined == .joined, demand.waiterArrived() { readerBell.ring() }
+    return joined
+  }
+
+  /// Takes `subscriber` out of the live set (nothing if it is not in it).
+  package func leave(_ subscriber: any LiveSubscriber) {
+    let left = state.withLock { s -> Bool in
+      guard s.live[subscriber.laneID]?.removeValue(forKey: ObjectIdentifier(subscriber)) != nil else { return false }
+      if s.live[subscriber.laneID]?.isEmpty == true { s.live[subscriber.laneID] = nil }
+      s.liveCount -= 1
+      return true
+    }
+    if left { demand.waiterLeft() }
   }
 
   /// Returns once something after `position` has been published (or at once if it has), or
@@ -231,14 +288,22 @@ package final class EventRelay: Sendable {
     }
   }
 
+  /// Publishes a batch: in the tail for readers, to each lane of live subscribers in one run,
+  /// and wakes the subscribers waiting for it.
   private func publish(_ events: [StoredEvent], through reached: Int64) {
-    let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    let (woken, lanes, from) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [[any LiveSubscriber]], Int64) in
       s.stats.stalledSince = nil
-      guard reached > s.tail.through else { return [] }
+      guard reached > s.tail.through else { return ([], [], reached) }
+      let from = s.tail.through
       s.tail.append(events, through: reached)
       s.stats.batches += 1
       s.stats.events += events.count
-      return s.wake(below: reached)
+      return (s.wake(below: reached), s.live.values.map { Array($0.values) }, from)
+    }
+    for subscribers in lanes {
+      subscribers[0].onLane { [self] in
+        for subscriber in subscribers where !subscriber.deliver(events, from: from, through: reached) { leave(subscriber) }
+      }
     }
     for w in woken { w.resume() }
   }
@@ -283,7 +348,7 @@ package final class EventRelay: Sendable {
   /// Sends one NOTIFY for however many of this instance's writes committed since the last.
   private func notifyLoop(channel: String) async {
     while !Task.isCancelled {
-      await notifierBell.wait(timeout: .seconds(3600))
+      await notifierBell.wait(timeout: nil)
       if Task.isCancelled { return }
       do {
         try await store.pool.withConnection { db in

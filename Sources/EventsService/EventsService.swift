@@ -105,7 +105,16 @@ package final class EventsService: Quad_Events_V1_Events.ServiceProtocol {
     while !Task.isCancelled {
       let (events, through) = try await mapErrors { try await relay.next(after: seen, filter: filter) }
       if events.isEmpty && through == seen {
-        await relay.waitForEvents(after: seen)
+        // Caught up: follow live, fed by the relay on the connection's event loop (unless each
+        // delivery is traced, which takes a task); back here once the stream is full or the
+        // relay has moved on without it.
+        if instrumentation == nil, relay.through == seen,
+          let reached = await LiveStream(after: seen, filter: filter, access: access, log: log, writer: writer.raw, envelopes: envelopes, relay: relay).follow()
+        {
+          seen = reached
+        } else {
+          await relay.waitForEvents(after: seen)
+        }
         continue
       }
       for e in events where access?.permitsEvent(e.type) ?? true {

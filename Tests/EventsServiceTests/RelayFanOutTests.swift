@@ -59,6 +59,58 @@ struct RelayFanOutTests {
     }
   }
 
+  @Test("Live subscribers: 40 on 4 connections, half filtered by type, follow the relay live while 8 writers commit 2,000 events of two types; each gets every matching event once and in order, and leaves the live set when its call ends")
+  func liveSubscribers() async throws {
+    try await EventsServiceTests.withService { h in
+      let clients = try (0..<4).map { _ in try GRPCClient(target: "127.0.0.1:\(h.port)") }
+      let subscribers = 40, total = 2000
+      let types = ["campus.scans.v1.CardScanned", "campus.students.v1.StudentRegistered"]
+      let received = try await withThrowingTaskGroup(of: (Int, [Quad_Events_V1_EventEnvelope]).self) { group in
+        for i in 0..<subscribers {
+          group.addTask {
+            var request = EventsServiceTests.request(start: .first)
+            if i % 2 == 1 { request.eventTypes = [types[0]] }
+            let want = i % 2 == 1 ? total / 2 : total
+            let events = try await EventsServiceTests.collect(Quad_Events_V1_Events.Client(clients[i % clients.count]), request, count: want)
+            return (i, events)
+          }
+        }
+        // Every subscriber has caught up with the empty log and joined the live set.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while h.relay.stats.live < subscribers && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(h.relay.stats.live == subscribers)
+        try await withThrowingTaskGroup(of: Void.self) { writers in
+          for w in 0..<8 {
+            writers.addTask {
+              let stream = StreamID(type: "card", id: "live-\(w)")
+              for v in 0..<(total / 8) {
+                _ = try await EventsServiceTests.append(h.store, stream, version: Int64(v + 1), type: types[v % 2])
+              }
+            }
+          }
+          try await writers.waitForAll()
+        }
+        var all: [Int: [Quad_Events_V1_EventEnvelope]] = [:]
+        for try await (i, events) in group { all[i] = events }
+        return all
+      }
+      for (i, events) in received {
+        let positions = events.map(\.cursor.position)
+        #expect(positions == positions.sorted() && Set(positions).count == positions.count, "subscriber \(i): out of order or twice")
+        if i % 2 == 1 {
+          #expect(events.count == total / 2 && events.allSatisfy { $0.eventType == types[0] }, "subscriber \(i)")
+        } else {
+          #expect(events.count == total, "subscriber \(i)")
+        }
+      }
+      // Every call has ended: none is left in the live set.
+      let deadline = ContinuousClock.now + .seconds(10)
+      while h.relay.stats.waiting > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+      #expect(h.relay.stats.live == 0 && h.relay.stats.waiting == 0)
+      for c in clients { await c.close() }
+    }
+  }
+
   @Test("Two instances on one database: a subscriber on one sees the other's writes through NOTIFY (its polling is 30 s), and NOTIFYs are coalesced")
   func instancesWakeEachOther() async throws {
     var slow = EventRelay.Settings()

@@ -31,6 +31,39 @@ package struct ResponseWriter: Sendable {
   }
 }
 
+extension ResponseWriter {
+  /// What ``offer(_:)`` did.
+  package enum Offer: Sendable, Equatable {
+    /// Sent; more may follow.
+    case sent
+    /// Sent, and the stream now holds more than the client's window takes: send the next
+    /// with ``write(_:compressed:)``, which waits for it to drain.
+    case sentAndFull
+    /// Not sent: the call is over, the stream is full, or the message needs
+    /// ``write(_:compressed:)`` (which says why).
+    case notSent
+  }
+
+  /// Tells the connections' event loops apart: writers with the same one run their
+  /// ``onEventLoop(_:)`` work on one thread.
+  package var eventLoopID: ObjectIdentifier { ObjectIdentifier(loop) }
+
+  /// Runs `work` on the connection's event loop, after what is queued there (always later,
+  /// never inline): where ``offer(_:)`` is called.
+  package func onEventLoop(_ work: @escaping @Sendable () -> Void) {
+    loop.execute(work)
+  }
+
+  /// Sends one message now, without waiting, on the event loop only: for a producer that feeds
+  /// many streams from one loop turn (the event relay's live subscribers) and falls back to
+  /// ``write(_:compressed:)`` when this says `.notSent` or `.sentAndFull`. Compressed as the
+  /// call's default says.
+  package func offer(_ message: [UInt8]) -> Offer {
+    loop.preconditionInEventLoop()
+    return connection.value.offer(streamID: streamID, message: message)
+  }
+}
+
 /// Writes typed response messages of a server-streaming or bidirectional call.
 package struct ResponseStreamWriter<Message: QuadProtobuf.Message>: Sendable {
   package let raw: ResponseWriter

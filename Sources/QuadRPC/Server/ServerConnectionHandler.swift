@@ -475,6 +475,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
+  /// A streaming write that must not wait, on the event loop: sends `message` unless the
+  /// stream is over, already holds more than ``highWatermark`` bytes for the client's window, or
+  /// the message needs the awaiting path (too large: its error comes from ``enqueue``).
+  func offer(streamID id: Int32, message: [UInt8]) -> ResponseWriter.Offer {
+    guard let state = streams[id], !state.answered, state.parkedWriter == nil,
+      message.count <= settings.maximumSendMessageLength,
+      session.pendingOutbound(streamID: id) <= Self.highWatermark
+    else { return .notSent }
+    do {
+      if !state.responseStarted { try startResponse(id) }
+      try session.send(streamID: id, bytes: frame(message, streamID: id, compressed: nil))
+    } catch {
+      return .notSent
+    }
+    scheduleFlush()
+    return session.pendingOutbound(streamID: id) > Self.highWatermark ? .sentAndFull : .sent
+  }
+
   /// Flushes at the end of this read burst, or else at the end of this loop turn.
   func scheduleFlush() {
     if !inReadBurst { io.scheduleFlush() }
