@@ -192,14 +192,21 @@ struct BenchEvents: AsyncParsableCommand {
         group.addTask {
           var request = Quad_Events_V1_SubscribeRequest()
           request.start = .end
-          try await events.subscribe(request, options: CallOptions(timeout: .seconds(Int64(duration) + 120))) { stream in
-            var n = 0
-            for try await e in stream {
-              let recorded = Double(e.recordedAt.seconds) + Double(e.recordedAt.nanos) / 1e9
-              samples.add((Date().timeIntervalSince1970 - recorded) * 1000)
-              n += 1
-              if n == total { break }
+          var n = 0
+          var last: Int64 = 0
+          do {
+            try await events.subscribe(request, options: CallOptions(timeout: .seconds(Int64(duration) + 120))) { stream in
+              for try await e in stream {
+                let recorded = Double(e.recordedAt.seconds) + Double(e.recordedAt.nanos) / 1e9
+                samples.add((Date().timeIntervalSince1970 - recorded) * 1000)
+                n += 1
+                last = e.cursor.position
+                if n == total { break }
+              }
             }
+          } catch {
+            Self.report("subscriber \(i) of \(subscribers) failed after \(n) of \(total) events (last position \(last)): \(error)")
+            throw error
           }
         }
       }
@@ -220,7 +227,13 @@ struct BenchEvents: AsyncParsableCommand {
               r.studentId = "S\(k % 100_000)"
               r.location = "gate-\(k % 16)"
               r.payload = payload
-              _ = try await bench.recordScan(r, options: CallOptions(timeout: .seconds(30)))
+              let sent = ContinuousClock.now
+              do {
+                _ = try await bench.recordScan(r, options: CallOptions(timeout: .seconds(30)))
+              } catch {
+                Self.report("write \(k) of \(total) failed after \(ContinuousClock.now - sent): \(error)")
+                throw error
+              }
               k += lanes
             }
           }
@@ -235,6 +248,11 @@ struct BenchEvents: AsyncParsableCommand {
                  subscribers, rate, sorted.count, q(0.5), q(0.99), q(0.999), sorted.last ?? 0))
     for c in clients { await c.close() }
     await writer.close()
+  }
+
+  /// A line on standard error: which call of the benchmark failed, and how far it got.
+  static func report(_ line: String) {
+    FileHandle.standardError.write(Data(("bench-events: " + line + "\n").utf8))
   }
 
   static func seconds(_ d: Duration) -> Double {
