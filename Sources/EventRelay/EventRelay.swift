@@ -128,11 +128,18 @@ package final class EventRelay: Sendable {
   /// older events are read from the table by the subscribers that want them.
   package func run() async throws {
     let start = try await store.fence()
-    let early = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    let (early, joinedEarly) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [any LiveSubscriber]) in
       s.tail = EventTail(through: start, capacity: settings.tailCapacity, byteCapacity: settings.tailByteCapacity)
-      return s.wake(below: start)
+      return (s.wake(below: start), s.live.values.flatMap(\.values))
     }
     for w in early { w.resume() }
+    // Subscribers that joined before the relay knew the log's fence have not seen what lies
+    // below it: an empty batch from there sends those that are behind back to reading it.
+    for subscriber in joinedEarly {
+      subscriber.onLane { [self] in
+        if !subscriber.deliver([], from: start, through: start) { leave(subscriber) }
+      }
+    }
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await self.readLoop() }
       if let channel = settings.notifyChannel {

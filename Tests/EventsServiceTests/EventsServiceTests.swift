@@ -27,6 +27,7 @@ struct EventsServiceTests {
     serviceSettings: EventsService.Settings = EventsService.Settings(),
     connections: Int = 8,
     upcasters: EventUpcasters = .none,
+    startRelay: Bool = true,
     _ body: @Sendable (Harness) async throws -> Void
   ) async throws {
     let pg = try await TestPostgres.start()
@@ -41,7 +42,7 @@ struct EventsServiceTests {
       let server = try await GRPCServer.start(router: router, host: "127.0.0.1", port: 0)
       let grpc = try GRPCClient(target: "127.0.0.1:\(server.port)")
       outcome = await withTaskGroup(of: Void.self) { group in
-        group.addTask { try? await relay.run() }
+        if startRelay { group.addTask { try? await relay.run() } }
         let r: Result<Void, any Error>
         do {
           try await body(Harness(store: store, relay: relay, client: Quad_Events_V1_Events.Client(grpc), pg: pg, port: server.port))

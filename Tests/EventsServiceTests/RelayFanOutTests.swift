@@ -111,6 +111,29 @@ struct RelayFanOutTests {
     }
   }
 
+  @Test("A subscriber that joined the live set before the relay started reads the log below the relay's first fence without waiting for a new write")
+  func liveBeforeRelayStarts() async throws {
+    try await EventsServiceTests.withService(startRelay: false) { h in
+      for v in 1...10 { _ = try await EventsServiceTests.append(h.store, StreamID(type: "card", id: "early"), version: Int64(v)) }
+      try await withThrowingTaskGroup(of: [Int64].self) { group in
+        group.addTask {
+          try await EventsServiceTests.collect(h.client, EventsServiceTests.request(start: .first), count: 10, timeout: .seconds(30)).map(\.cursor.position)
+        }
+        // The relay has not read the log: the subscriber is caught up with nothing, and live.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while h.relay.stats.live < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(h.relay.stats.live == 1)
+        group.addTask {
+          try? await h.relay.run()
+          return []
+        }
+        let positions = try await group.next()!
+        #expect(positions.count == 10 && positions == positions.sorted())
+        group.cancelAll()
+      }
+    }
+  }
+
   @Test("Two instances on one database: a subscriber on one sees the other's writes through NOTIFY (its polling is 30 s), and NOTIFYs are coalesced")
   func instancesWakeEachOther() async throws {
     var slow = EventRelay.Settings()
