@@ -41,9 +41,10 @@ extension EventStore {
         }
         return (events, events.count == limit ? events[events.count - 1].position : last)
       }
-      if let first = try settled(try outcomes[1].get()[0]) { return first }
-      return try await Self.untilSettled(last: last, deadline: deadline, pause: pause, pauseFirst: true) {
-        try settled(try await db.query(Self.fencedRead(after: position, limit: limit), named: "eventstore.fence.read"))
+      var first: PostgresRows? = try outcomes[1].get()[0]
+      return try await Self.untilSettled(last: last, deadline: deadline, pause: pause) {
+        if let rows = first.take() { return try settled(rows) }
+        return try settled(try await db.query(Self.fencedRead(after: position, limit: limit), named: "eventstore.fence.read"))
       }
     }
   }
@@ -160,32 +161,25 @@ extension EventStore {
     }
   }
 
-  /// The fence's first round trip: S, the sequence's last value (read by the scan), then R, a
-  /// transaction id of this statement's own (assigned as the row is projected, so after S).
+  /// The fence's first round trip, ``fenceMark`` alone: S, then R.
   static func fenceStart(_ db: PostgresConnection) async throws -> (last: Int64, mine: Int64) {
-    let start = try await db.query("""
-      SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS s, pg_current_xact_id()::text::int8 AS r
-      FROM quad_event_position
-      """, named: "eventstore.fence.start")
+    let start = try await db.query(fenceMark, named: "eventstore.fence.mark")
     return (try start[0].decode("s", as: Int64.self), try start[0].decode("r", as: Int64.self))
   }
 
   /// The pause between fence attempts when nothing can end it early.
   static func sleep(_ pause: Duration) async { try? await Task.sleep(for: pause) }
 
-  /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers; with
-  /// `pauseFirst`, starts with a pause (the caller made the first attempt itself).
+  /// Repeats `attempt` (nil: not settled yet) with a growing pause until it answers.
   ///
   /// - Throws: ``PostgresError`` `.deadlineExceeded` once `deadline` passes unsettled.
   static func untilSettled<T>(
     last: Int64, deadline: ContinuousClock.Instant?, pause wait: (Duration) async -> Void = sleep,
-    pauseFirst: Bool = false, _ attempt: () async throws -> T?
+    _ attempt: () async throws -> T?
   ) async throws -> T {
     var pause = Duration.microseconds(200)
-    var skip = pauseFirst
     while true {
-      if !skip, let settled = try await attempt() { return settled }
-      skip = false
+      if let settled = try await attempt() { return settled }
       if let deadline, ContinuousClock.now >= deadline {
         throw PostgresError(.deadlineExceeded, "a transaction holding a position up to \(last) is still open", queryName: "eventstore.fence")
       }

@@ -460,19 +460,28 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       continuation.resume(throwing: Self.tooLargeToSend(message.count, settings.maximumSendMessageLength))
       return
     }
-    do {
-      if !state.responseStarted { try startResponse(id) }
-      try session.send(streamID: id, bytes: frame(message, streamID: id, compressed: compressed))
-    } catch {
+    guard send(message, streamID: id, state: state, compressed: compressed) else {
       continuation.resume(throwing: CancellationError())
       return
     }
-    scheduleFlush()
     if session.pendingOutbound(streamID: id) > Self.highWatermark {
       streams[id]?.parkedWriter = continuation
     } else {
       continuation.resume()
     }
+  }
+
+  /// Starts the response if it has not started, queues one framed message on the stream and
+  /// flushes at the end of this burst or turn; false when the session refused it.
+  private func send(_ message: [UInt8], streamID id: Int32, state: CallState, compressed: Bool?) -> Bool {
+    do {
+      if !state.responseStarted { try startResponse(id) }
+      try session.send(streamID: id, bytes: frame(message, streamID: id, compressed: compressed))
+    } catch {
+      return false
+    }
+    scheduleFlush()
+    return true
   }
 
   /// A streaming write that must not wait, on the event loop: sends `message` unless the
@@ -483,13 +492,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       message.count <= settings.maximumSendMessageLength,
       session.pendingOutbound(streamID: id) <= Self.highWatermark
     else { return .notSent }
-    do {
-      if !state.responseStarted { try startResponse(id) }
-      try session.send(streamID: id, bytes: frame(message, streamID: id, compressed: nil))
-    } catch {
-      return .notSent
-    }
-    scheduleFlush()
+    guard send(message, streamID: id, state: state, compressed: nil) else { return .notSent }
     return session.pendingOutbound(streamID: id) > Self.highWatermark ? .sentAndFull : .sent
   }
 
